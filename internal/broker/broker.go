@@ -1,0 +1,82 @@
+// Package broker carries channel messages, join/leave events, presence,
+// direct messages and user disconnects between hub nodes. The hub talks to
+// the rest of the cluster only through a Broker, so nothing outside this
+// package assumes a single process. Memory is the single-node broker.
+package broker
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+
+	"github.com/netkit/netkit/internal/history"
+	"github.com/netkit/netkit/internal/protocol"
+)
+
+// ErrClosed is returned by a broker that has stopped.
+var ErrClosed = errors.New("broker: closed")
+
+// Publication is one channel message as the broker delivers it.
+type Publication struct {
+	Channel string
+	Offset  uint64
+	Epoch   string
+	From    string          // publisher's user id; "" for the HTTP API
+	Data    json.RawMessage // compact JSON
+}
+
+// ChannelInfo summarises one channel with subscribers.
+type ChannelInfo struct {
+	Channel     string `json:"channel"`
+	Subscribers int    `json:"subscribers"`
+	Offset      uint64 `json:"offset"`
+}
+
+// Handler is the node side of a broker: the hub implements it. The broker
+// calls HandlePublication for each channel the node subscribed to, one call
+// at a time per channel, in offset order. Handlers must not block: they
+// enqueue and return.
+type Handler interface {
+	HandlePublication(p Publication)
+	HandleJoinLeave(channel string, join bool, c protocol.ClientInfo)
+	// HandleDirect delivers an encoded direct push to the node's connections
+	// of user and returns how many it reached.
+	HandleDirect(user string, push []byte) int
+	// HandleDisconnectUser disconnects the node's connections of user and
+	// returns how many.
+	HandleDisconnectUser(user string) int
+}
+
+// Broker fans messages out across nodes. Every method is safe for concurrent
+// use.
+type Broker interface {
+	// Run does the broker's background work until ctx ends.
+	Run(ctx context.Context) error
+	// Publish assigns the next offset of channel and delivers the message
+	// to every node subscribed to channel.
+	Publish(ctx context.Context, channel, from string, data json.RawMessage) (history.Position, error)
+	// Subscribe adds one subscriber on this node to channel. It calls fn
+	// with the channel's position at a moment when no publication on the
+	// channel is in flight to this node: every publication after that
+	// position is delivered after fn returns. Subscribe and Unsubscribe
+	// are counted: the node gets a channel's publications while its count
+	// is above zero.
+	Subscribe(ctx context.Context, channel string, fn func(history.Position)) error
+	// Unsubscribe removes one subscriber on this node from channel.
+	Unsubscribe(ctx context.Context, channel string) error
+	// Join adds c to channel's presence and, when notify is set, tells
+	// every node subscribed to channel. Leave undoes it.
+	Join(ctx context.Context, channel string, c protocol.ClientInfo, notify bool) error
+	Leave(ctx context.Context, channel string, c protocol.ClientInfo, notify bool) error
+	// Presence lists the clients subscribed to channel on all nodes.
+	Presence(ctx context.Context, channel string) ([]protocol.ClientInfo, error)
+	// Send delivers an encoded direct push to every connection of user on
+	// all nodes and returns how many it reached.
+	Send(ctx context.Context, user string, push []byte) (int, error)
+	// DisconnectUser disconnects every connection of user on all nodes.
+	DisconnectUser(ctx context.Context, user string) (int, error)
+	// Channels lists the channels that have subscribers.
+	Channels(ctx context.Context) ([]ChannelInfo, error)
+	// Position returns channel's position.
+	Position(ctx context.Context, channel string) (history.Position, error)
+}

@@ -1,0 +1,245 @@
+package broker
+
+import (
+	"context"
+	"encoding/json"
+	"sort"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/netkit/netkit/internal/history"
+	"github.com/netkit/netkit/internal/protocol"
+)
+
+// Memory is the single-process Broker: publications go straight to the
+// node's Handler.
+type Memory struct {
+	store   history.Store
+	handler Handler
+	idleTTL time.Duration
+
+	mu       sync.Mutex
+	channels map[string]*memChannel                    // guarded by mu
+	presence map[string]map[string]protocol.ClientInfo // channel -> client id -> info; guarded by mu
+}
+
+// memChannel serialises a channel's offsets with their delivery.
+type memChannel struct {
+	seq  sync.Mutex   // held from Append to the end of delivery
+	refs atomic.Int64 // local subscribers; written under seq
+	dead bool         // removed from Memory.channels; guarded by seq
+}
+
+// evicter is implemented by stores that can forget idle channels.
+type evicter interface {
+	Evict(before time.Time, keep func(channel string) bool) int
+}
+
+// NewMemory returns a broker that delivers to h and takes offsets from
+// store. Channels without subscribers that saw no message for idleTTL have
+// their sequence forgotten (if the store supports it); 0 keeps them forever.
+func NewMemory(store history.Store, h Handler, idleTTL time.Duration) *Memory {
+	return &Memory{
+		store:    store,
+		handler:  h,
+		idleTTL:  idleTTL,
+		channels: make(map[string]*memChannel),
+		presence: make(map[string]map[string]protocol.ClientInfo),
+	}
+}
+
+// Run evicts idle channel sequences until ctx ends.
+func (b *Memory) Run(ctx context.Context) error {
+	ev, ok := b.store.(evicter)
+	if !ok || b.idleTTL <= 0 {
+		<-ctx.Done()
+		return nil
+	}
+	tick := time.NewTicker(b.idleTTL / 4)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case now := <-tick.C:
+			ev.Evict(now.Add(-b.idleTTL), b.hasSubscribers)
+		}
+	}
+}
+
+func (b *Memory) hasSubscribers(channel string) bool {
+	b.mu.Lock()
+	ch := b.channels[channel]
+	b.mu.Unlock()
+	return ch != nil && ch.refs.Load() > 0
+}
+
+// lock returns channel's live memChannel with its seq held.
+func (b *Memory) lock(channel string) *memChannel {
+	for {
+		b.mu.Lock()
+		ch := b.channels[channel]
+		if ch == nil {
+			ch = &memChannel{}
+			b.channels[channel] = ch
+		}
+		b.mu.Unlock()
+		ch.seq.Lock()
+		if !ch.dead {
+			return ch
+		}
+		ch.seq.Unlock()
+	}
+}
+
+// Publish implements Broker.
+func (b *Memory) Publish(ctx context.Context, channel, from string, data json.RawMessage) (history.Position, error) {
+	ch := b.lock(channel)
+	defer ch.seq.Unlock()
+	pos, err := b.store.Append(ctx, channel)
+	if err != nil {
+		return pos, err
+	}
+	if ch.refs.Load() > 0 {
+		b.handler.HandlePublication(Publication{Channel: channel, Offset: pos.Offset, Epoch: pos.Epoch, From: from, Data: data})
+	}
+	b.release(channel, ch)
+	return pos, nil
+}
+
+// release drops channel's memChannel when nobody subscribes to it; ch.seq
+// is held.
+func (b *Memory) release(channel string, ch *memChannel) {
+	if ch.refs.Load() > 0 {
+		return
+	}
+	b.mu.Lock()
+	if b.channels[channel] == ch {
+		delete(b.channels, channel)
+	}
+	b.mu.Unlock()
+	ch.dead = true
+}
+
+// Subscribe implements Broker.
+func (b *Memory) Subscribe(ctx context.Context, channel string, fn func(history.Position)) error {
+	ch := b.lock(channel)
+	defer ch.seq.Unlock()
+	pos, err := b.store.Position(ctx, channel)
+	if err != nil {
+		b.release(channel, ch)
+		return err
+	}
+	ch.refs.Add(1)
+	fn(pos)
+	return nil
+}
+
+// Unsubscribe implements Broker.
+func (b *Memory) Unsubscribe(_ context.Context, channel string) error {
+	ch := b.lock(channel)
+	defer ch.seq.Unlock()
+	if ch.refs.Load() > 0 {
+		ch.refs.Add(-1)
+	}
+	b.release(channel, ch)
+	return nil
+}
+
+// Join implements Broker.
+func (b *Memory) Join(_ context.Context, channel string, c protocol.ClientInfo, notify bool) error {
+	b.mu.Lock()
+	m := b.presence[channel]
+	if m == nil {
+		m = make(map[string]protocol.ClientInfo)
+		b.presence[channel] = m
+	}
+	m[c.Client] = c
+	b.mu.Unlock()
+	if notify {
+		b.notify(channel, true, c)
+	}
+	return nil
+}
+
+// Leave implements Broker.
+func (b *Memory) Leave(_ context.Context, channel string, c protocol.ClientInfo, notify bool) error {
+	b.mu.Lock()
+	m := b.presence[channel]
+	_, was := m[c.Client]
+	delete(m, c.Client)
+	if len(m) == 0 {
+		delete(b.presence, channel)
+	}
+	b.mu.Unlock()
+	if notify && was {
+		b.notify(channel, false, c)
+	}
+	return nil
+}
+
+func (b *Memory) notify(channel string, join bool, c protocol.ClientInfo) {
+	ch := b.lock(channel)
+	defer ch.seq.Unlock()
+	if ch.refs.Load() > 0 {
+		b.handler.HandleJoinLeave(channel, join, c)
+	}
+	b.release(channel, ch)
+}
+
+// Presence implements Broker. Clients are sorted by client id.
+func (b *Memory) Presence(_ context.Context, channel string) ([]protocol.ClientInfo, error) {
+	b.mu.Lock()
+	m := b.presence[channel]
+	out := make([]protocol.ClientInfo, 0, len(m))
+	for _, c := range m {
+		out = append(out, c)
+	}
+	b.mu.Unlock()
+	sort.Slice(out, func(i, j int) bool { return out[i].Client < out[j].Client })
+	return out, nil
+}
+
+// Send implements Broker.
+func (b *Memory) Send(_ context.Context, user string, push []byte) (int, error) {
+	return b.handler.HandleDirect(user, push), nil
+}
+
+// DisconnectUser implements Broker.
+func (b *Memory) DisconnectUser(_ context.Context, user string) (int, error) {
+	return b.handler.HandleDisconnectUser(user), nil
+}
+
+// Channels implements Broker. Channels are sorted by name.
+func (b *Memory) Channels(ctx context.Context) ([]ChannelInfo, error) {
+	type entry struct {
+		name string
+		ch   *memChannel
+	}
+	b.mu.Lock()
+	list := make([]entry, 0, len(b.channels))
+	for name, ch := range b.channels {
+		list = append(list, entry{name, ch})
+	}
+	b.mu.Unlock()
+	out := make([]ChannelInfo, 0, len(list))
+	for _, e := range list {
+		n := e.ch.refs.Load()
+		if n <= 0 {
+			continue
+		}
+		pos, err := b.store.Position(ctx, e.name)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, ChannelInfo{Channel: e.name, Subscribers: int(n), Offset: pos.Offset})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Channel < out[j].Channel })
+	return out, nil
+}
+
+// Position implements Broker.
+func (b *Memory) Position(ctx context.Context, channel string) (history.Position, error) {
+	return b.store.Position(ctx, channel)
+}

@@ -1,0 +1,263 @@
+// Package hub is the WebSocket message hub: connections, the client map,
+// protocol v1 commands, and the HTTP API for backends. Fan-out between
+// nodes goes through a broker.Broker.
+package hub
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/gorilla/websocket"
+
+	"github.com/netkit/netkit/internal/broker"
+	"github.com/netkit/netkit/internal/history"
+	"github.com/netkit/netkit/internal/protocol"
+)
+
+// ErrServerClosed is returned by Serve when it is called on a server that
+// has already served.
+var ErrServerClosed = errors.New("hub: server closed")
+
+// channelIdleTTL is how long the memory broker keeps the sequence of a
+// channel that has no subscribers and no messages.
+const channelIdleTTL = 10 * time.Minute
+
+// Options carries what a Server needs besides its Config.
+type Options struct {
+	Logger  *slog.Logger // nil discards logs
+	Version string       // reported in welcome pushes and /api/info
+}
+
+// Server is one hub node. Create it with New and run it with Serve.
+type Server struct {
+	cfg      Config
+	log      *slog.Logger
+	version  string
+	nodeID   string
+	apiKey   string
+	started  time.Time
+	broker   broker.Broker
+	reg      *registry
+	upgrader websocket.Upgrader
+	handler  http.Handler
+
+	served   atomic.Bool
+	draining atomic.Bool
+}
+
+// New validates cfg and returns a server ready to Serve. Without an API key
+// in cfg it generates one and logs it once.
+func New(cfg Config, opts Options) (*Server, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	log := opts.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	s := &Server{
+		cfg:     cfg,
+		log:     log,
+		version: opts.Version,
+		nodeID:  cfg.NodeID,
+		apiKey:  cfg.APIKey,
+		started: time.Now(),
+		reg:     newRegistry(cfg.MaxConnections),
+	}
+	if s.version == "" {
+		s.version = "dev"
+	}
+	if s.nodeID == "" {
+		s.nodeID = "node-" + randomHex(4)
+	}
+	if s.apiKey == "" {
+		s.apiKey = randomHex(16)
+		log.Warn("no API key configured; generated one for this run (set hub.api_key to keep it)", "api_key", s.apiKey)
+	}
+	s.broker = broker.NewMemory(history.NewMemory(), s, channelIdleTTL)
+	s.upgrader = websocket.Upgrader{
+		ReadBufferSize:  1024,
+		WriteBufferSize: 16 << 10,
+		WriteBufferPool: &sync.Pool{},
+		Error:           s.upgradeError,
+	}
+	s.handler = s.routes()
+	return s, nil
+}
+
+// APIKey returns the key the HTTP API accepts.
+func (s *Server) APIKey() string { return s.apiKey }
+
+// NodeID returns the node's name.
+func (s *Server) NodeID() string { return s.nodeID }
+
+// Handler returns the hub's HTTP handler: the WebSocket endpoint, the API
+// and the health probes.
+func (s *Server) Handler() http.Handler { return s.handler }
+
+// Serve accepts connections on ln until ctx ends, then shuts down: it stops
+// accepting, pushes "shutdown" to every client, closes their connections
+// and waits for them up to cfg.ShutdownGrace. It returns nil after a clean
+// shutdown, or an error when clients had to be cut off at the deadline or
+// the listener failed.
+func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
+	if s.served.Swap(true) {
+		return ErrServerClosed
+	}
+	bctx, stopBroker := context.WithCancel(context.Background())
+	brokerDone := make(chan error, 1)
+	go func() { brokerDone <- s.broker.Run(bctx) }()
+
+	hs := &http.Server{
+		Handler:           s.handler,
+		ReadHeaderTimeout: 10 * time.Second,
+		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
+	}
+	serveDone := make(chan error, 1)
+	go func() { serveDone <- hs.Serve(ln) }()
+
+	var serveErr error
+	select {
+	case <-ctx.Done():
+	case serveErr = <-serveDone:
+		serveErr = fmt.Errorf("hub: serve: %w", serveErr)
+	}
+	err := s.shutdown(hs)
+	if serveErr == nil {
+		<-serveDone // http.ErrServerClosed after Shutdown
+	}
+	stopBroker()
+	if berr := <-brokerDone; berr != nil {
+		err = errors.Join(err, fmt.Errorf("hub: broker: %w", berr))
+	}
+	return errors.Join(serveErr, err)
+}
+
+// shutdown stops hs and disconnects every client within the grace period.
+func (s *Server) shutdown(hs *http.Server) error {
+	s.draining.Store(true)
+	grace, cancel := context.WithTimeout(context.Background(), s.cfg.ShutdownGrace)
+	defer cancel()
+	httpDone := make(chan error, 1)
+	go func() { httpDone <- hs.Shutdown(grace) }()
+
+	clients := s.reg.closeAll()
+	s.log.Info("shutting down", "clients", len(clients), "grace", s.cfg.ShutdownGrace)
+	for _, c := range clients {
+		c.conn.Close(protocol.DisconnectShutdown)
+	}
+	done := make(chan struct{})
+	go func() { s.reg.done.Wait(); close(done) }()
+	var err error
+	select {
+	case <-done:
+	case <-grace.Done():
+		err = fmt.Errorf("hub: shutdown: grace period of %s ended with clients still connected", s.cfg.ShutdownGrace)
+		for _, c := range clients {
+			c.conn.Abort()
+		}
+		<-done
+	}
+	if herr := <-httpDone; herr != nil && err == nil {
+		err = fmt.Errorf("hub: shutdown: %w", herr)
+	}
+	return err
+}
+
+// serveWS upgrades an HTTP request and runs the connection until it ends.
+func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
+	if s.draining.Load() {
+		writeError(w, http.StatusServiceUnavailable, protocol.Errorf(protocol.CodeInternal, "hub is shutting down"))
+		return
+	}
+	ws, err := s.upgrader.Upgrade(w, r, nil)
+	if err != nil {
+		return // upgradeError has answered
+	}
+	conn := newWSConn(ws, &s.cfg, s.log)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	c := &client{
+		srv:  s,
+		conn: conn,
+		ctx:  ctx,
+		info: protocol.ClientInfo{Client: randomHex(8), User: "anon-" + randomHex(4)},
+		subs: make(map[string]int),
+	}
+	switch err := s.reg.add(c); {
+	case errors.Is(err, errTooManyClients):
+		conn.Close(protocol.Disconnect{Code: "policy", Reason: "connection limit reached; try again later", CloseStatus: 1013})
+		conn.run(func([]byte) {})
+		return
+	case err != nil:
+		conn.Close(protocol.DisconnectShutdown)
+		conn.run(func([]byte) {})
+		return
+	}
+	log := s.log.With("client", c.info.Client, "user", c.info.User, "remote", r.RemoteAddr)
+	conn.log = log
+	log.Debug("client connected")
+	conn.Enqueue(protocol.AppendWelcome(nil, protocol.Welcome{Client: c.info.Client, User: c.info.User, Node: s.nodeID, Version: s.version}))
+
+	conn.run(c.handleFrame)
+
+	cancel()
+	for _, ch := range s.reg.remove(c) {
+		s.unsubscribeBroker(ch, c.info)
+	}
+	if d := conn.disconnect; d.Code != "" {
+		log.Info("client disconnected", "code", d.Code, "reason", d.Reason)
+	} else {
+		log.Debug("client disconnected")
+	}
+}
+
+func (s *Server) upgradeError(w http.ResponseWriter, r *http.Request, status int, reason error) {
+	writeError(w, status, protocol.Errorf(protocol.CodeBadRequest, "websocket upgrade failed: %v", reason))
+}
+
+// HandlePublication implements broker.Handler: encode once, share the bytes.
+func (s *Server) HandlePublication(p broker.Publication) {
+	s.reg.fanOut(p.Channel, protocol.AppendMessage(nil, p.Channel, p.Offset, p.From, p.Data), "")
+}
+
+// HandleJoinLeave implements broker.Handler. The subject client gets no
+// push about itself.
+func (s *Server) HandleJoinLeave(channel string, join bool, c protocol.ClientInfo) {
+	s.reg.fanOut(channel, protocol.AppendJoinLeave(nil, join, channel, c), c.Client)
+}
+
+// HandleDirect implements broker.Handler.
+func (s *Server) HandleDirect(user string, push []byte) int {
+	n := 0
+	for _, c := range s.reg.userClients(user) {
+		if c.conn.Enqueue(push) {
+			n++
+		}
+	}
+	return n
+}
+
+// HandleDisconnectUser implements broker.Handler.
+func (s *Server) HandleDisconnectUser(user string) int {
+	clients := s.reg.userClients(user)
+	for _, c := range clients {
+		c.conn.Close(protocol.DisconnectKicked)
+	}
+	return len(clients)
+}
+
+func randomHex(n int) string {
+	b := make([]byte, n)
+	rand.Read(b)
+	return hex.EncodeToString(b)
+}
