@@ -1,0 +1,63 @@
+package broker_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/netkit/netkit/internal/broker"
+	"github.com/netkit/netkit/internal/broker/brokertest"
+	"github.com/netkit/netkit/internal/history"
+)
+
+func TestMemory(t *testing.T) {
+	brokertest.Run(t, func(t *testing.T, h broker.Handler) broker.Broker {
+		b := broker.NewMemory(history.NewMemory(), h, time.Minute)
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		go func() { done <- b.Run(ctx) }()
+		t.Cleanup(func() {
+			cancel()
+			if err := <-done; err != nil {
+				t.Errorf("Run: %v", err)
+			}
+		})
+		return b
+	})
+}
+
+// TestMemoryEvictsIdleChannels checks that Run forgets the sequence of a
+// channel without subscribers after the idle TTL, keeps subscribed ones, and
+// that a forgotten channel comes back with a new epoch.
+func TestMemoryEvictsIdleChannels(t *testing.T) {
+	store := history.NewMemory()
+	b := broker.NewMemory(store, brokertest.NewRecorder(), 40*time.Millisecond)
+	ctx := context.Background()
+	old, _ := b.Publish(ctx, "idle", "", []byte("1"))
+	if err := b.Subscribe(ctx, "kept", func(history.Position) {}); err != nil {
+		t.Fatal(err)
+	}
+	b.Publish(ctx, "kept", "", []byte("1"))
+
+	runCtx, cancel := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- b.Run(runCtx) }()
+	deadline := time.Now().Add(10 * time.Second)
+	for store.Len() != 1 {
+		if time.Now().After(deadline) {
+			t.Fatalf("store still holds %d channels after 10s, want 1", store.Len())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	pos, _ := b.Publish(ctx, "idle", "", []byte("1"))
+	if pos.Offset != 1 || pos.Epoch == old.Epoch {
+		t.Fatalf("after eviction publish = %+v, want offset 1 with an epoch other than %s", pos, old.Epoch)
+	}
+	if pos, _ := b.Position(ctx, "kept"); pos.Offset != 1 {
+		t.Fatalf("kept channel offset = %d, want 1", pos.Offset)
+	}
+}
