@@ -14,10 +14,10 @@ func FuzzDecodeCommand(f *testing.F) {
 		`{"id":3,"op":"publish","channel":"room","data":{"text":"hi"}}`,
 		`{"op":"send","to":"alice","data":[1,null,"x"]}`,
 		"{\"op\":\"ping\"}\n{\"op\":\"presence\",\"channel\":\"dm#a,b\"}",
-		`{"id":1.5,"op":"ping"}`, // non-integer id
-		`{"id":"1","op":"ping"}`, // string id
-		`{"op":"publish","channel":"c","data":`, // truncated
-		`{"op":"subscribe","channel":"\u0000"}`,  // control byte in name
+		`{"id":1.5,"op":"ping"}`,                                              // non-integer id
+		`{"id":"1","op":"ping"}`,                                              // string id
+		`{"op":"publish","channel":"c","data":`,                               // truncated
+		`{"op":"subscribe","channel":"\u0000"}`,                               // control byte in name
 		"{\n\"op\":\"publish\",\n\"channel\":\"c\",\n\"data\":{\n\"a\":1}\n}", // pretty-printed
 		`[]`, `null`, `"op"`, ``, "\xff\xfe",
 	}
