@@ -1,0 +1,251 @@
+package hub_test
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
+
+	"github.com/netkit/netkit/internal/hub"
+)
+
+// benchHubEnv makes the test binary run a hub instead of tests, so that a
+// benchmark can measure the hub's CPU apart from its clients'.
+const benchHubEnv = "NETKIT_BENCH_CHILD_HUB"
+
+func TestMain(m *testing.M) {
+	if os.Getenv(benchHubEnv) == "1" {
+		os.Exit(runChildHub())
+	}
+	os.Exit(m.Run())
+}
+
+// runChildHub serves a hub on 127.0.0.1:0, prints its address, and stops
+// when stdin closes.
+func runChildHub() int {
+	cfg := hub.DefaultConfig()
+	cfg.APIKey = "bench"
+	cfg.JoinLeave = false
+	cfg.MaxConnections = 0
+	srv, err := hub.New(cfg, hub.Options{Version: "bench"})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	go func() { bufio.NewReader(os.Stdin).ReadByte(); cancel() }()
+	fmt.Println(ln.Addr().String())
+	if err := srv.Serve(ctx, ln); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	return 0
+}
+
+// childHub is a hub in a child process.
+type childHub struct {
+	cmd   *exec.Cmd
+	addr  string
+	stdin interface{ Close() error }
+}
+
+func startChildHub(b *testing.B) *childHub {
+	b.Helper()
+	exe, err := os.Executable()
+	if err != nil {
+		b.Fatal(err)
+	}
+	cmd := exec.Command(exe)
+	cmd.Env = append(os.Environ(), benchHubEnv+"=1")
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		b.Fatal(err)
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		b.Fatal(err)
+	}
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		b.Fatal(err)
+	}
+	line, err := bufio.NewReader(stdout).ReadString('\n')
+	if err != nil {
+		b.Fatalf("child hub: %v", err)
+	}
+	h := &childHub{cmd: cmd, addr: strings.TrimSpace(line), stdin: stdin}
+	b.Cleanup(func() {
+		h.stdin.Close()
+		h.cmd.Wait()
+	})
+	return h
+}
+
+// cpuTime returns the user+system CPU time the child has used so far.
+func (h *childHub) cpuTime(b *testing.B) time.Duration {
+	raw, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(h.cmd.Process.Pid), "stat"))
+	if err != nil {
+		b.Fatalf("read child CPU time: %v", err)
+	}
+	// Fields after the ")" that ends the command name; utime and stime are
+	// fields 14 and 15 of the whole line, in clock ticks (100 per second).
+	fields := strings.Fields(string(raw[bytes.LastIndexByte(raw, ')')+2:]))
+	utime, _ := strconv.ParseInt(fields[11], 10, 64)
+	stime, _ := strconv.ParseInt(fields[12], 10, 64)
+	return time.Duration(utime+stime) * 10 * time.Millisecond
+}
+
+// BenchmarkFanout publishes b.N 100-byte messages from one publisher (at
+// most 100 unacknowledged) to one channel with 1000 subscribers, and waits
+// until every subscriber has every message. The hub runs in a child process,
+// so server CPU is measured apart from the clients. It reports deliveries
+// per second and the hub's CPU time per delivered message.
+func BenchmarkFanout(b *testing.B) {
+	for _, subs := range []int{1000} {
+		b.Run(fmt.Sprintf("subscribers=%d", subs), func(b *testing.B) { benchFanout(b, subs) })
+	}
+}
+
+func benchFanout(b *testing.B, nsubs int) {
+	h := startChildHub(b)
+	url := "ws://" + h.addr + "/ws"
+	subs := make([]*benchSub, nsubs)
+	for i := range subs {
+		subs[i] = dialBenchSub(b, url, "bench")
+	}
+	pub := dialBenchSub(b, url, "")
+	payload := strings.Repeat("x", 100-len(`{"seq":0000000}`)+3)
+
+	var wg sync.WaitGroup
+	total := int64(b.N)
+	for _, s := range subs {
+		wg.Go(func() { s.receive(total) })
+	}
+	window := make(chan struct{}, 100)
+	acks := make(chan error, 1)
+	go func() { acks <- pub.acknowledge(total, window) }()
+
+	b.ResetTimer()
+	cpu0, t0 := h.cpuTime(b), time.Now()
+	for i := range b.N {
+		window <- struct{}{}
+		msg := fmt.Sprintf(`{"id":%d,"op":"publish","channel":"bench","data":{"seq":%d,"p":"%s"}}`, i+1, i+1, payload)
+		if err := pub.ws.WriteMessage(websocket.TextMessage, []byte(msg)); err != nil {
+			b.Fatalf("publish: %v", err)
+		}
+	}
+	if err := <-acks; err != nil {
+		b.Fatal(err)
+	}
+	wg.Wait()
+	elapsed, cpu := time.Since(t0), h.cpuTime(b)-cpu0
+	b.StopTimer()
+
+	for i, s := range subs {
+		if s.err != nil {
+			b.Fatalf("subscriber %d: %v", i, s.err)
+		}
+	}
+	deliveries := float64(total) * float64(nsubs)
+	b.ReportMetric(deliveries/elapsed.Seconds(), "deliveries/s")
+	b.ReportMetric(float64(cpu.Nanoseconds())/deliveries, "server-ns/delivery")
+}
+
+type benchSub struct {
+	ws  *websocket.Conn
+	err error
+}
+
+func dialBenchSub(b *testing.B, url, channel string) *benchSub {
+	ws, _, err := websocket.DefaultDialer.Dial(url, nil)
+	if err != nil {
+		b.Fatalf("dial: %v", err)
+	}
+	b.Cleanup(func() { ws.Close() })
+	s := &benchSub{ws: ws}
+	ws.SetReadDeadline(time.Now().Add(30 * time.Second))
+	if _, _, err := ws.ReadMessage(); err != nil { // welcome
+		b.Fatalf("welcome: %v", err)
+	}
+	if channel != "" {
+		ws.WriteMessage(websocket.TextMessage, []byte(`{"id":1,"op":"subscribe","channel":"`+channel+`"}`))
+		if _, _, err := ws.ReadMessage(); err != nil {
+			b.Fatalf("subscribe: %v", err)
+		}
+	}
+	return s
+}
+
+var offsetKey = []byte(`"offset":`)
+
+// receive reads messages until it has n of them and checks that offsets
+// run 1..n without gap or duplicate.
+func (s *benchSub) receive(n int64) {
+	var next int64 = 1
+	for next <= n {
+		s.ws.SetReadDeadline(time.Now().Add(30 * time.Second))
+		_, frame, err := s.ws.ReadMessage()
+		if err != nil {
+			s.err = fmt.Errorf("after %d messages: %w", next-1, err)
+			return
+		}
+		for len(frame) > 0 {
+			var obj []byte
+			obj, frame, _ = bytes.Cut(frame, []byte{'\n'})
+			i := bytes.Index(obj, offsetKey)
+			if i < 0 {
+				continue
+			}
+			rest := obj[i+len(offsetKey):]
+			end := bytes.IndexByte(rest, ',')
+			off, err := strconv.ParseInt(string(rest[:end]), 10, 64)
+			if err != nil || off != next {
+				s.err = fmt.Errorf("got offset %s, want %d", rest[:end], next)
+				return
+			}
+			next++
+		}
+	}
+}
+
+// acknowledge reads publish replies, freeing one window slot per reply.
+func (s *benchSub) acknowledge(n int64, window chan struct{}) error {
+	var got atomic.Int64
+	for got.Load() < n {
+		s.ws.SetReadDeadline(time.Now().Add(30 * time.Second))
+		_, frame, err := s.ws.ReadMessage()
+		if err != nil {
+			return fmt.Errorf("publisher: after %d replies: %w", got.Load(), err)
+		}
+		for _, obj := range bytes.Split(frame, []byte{'\n'}) {
+			var r struct {
+				Result *struct{ Offset int64 } `json:"result"`
+				Error  json.RawMessage         `json:"error"`
+			}
+			if err := json.Unmarshal(obj, &r); err != nil || r.Result == nil {
+				return fmt.Errorf("publisher: unexpected %s", obj)
+			}
+			got.Add(1)
+			<-window
+		}
+	}
+	return nil
+}
