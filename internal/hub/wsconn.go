@@ -5,7 +5,6 @@ import (
 	"io"
 	"log/slog"
 	"sync"
-	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
@@ -18,9 +17,6 @@ import (
 // peer's close frame after sending its own.
 const closeWait = 2 * time.Second
 
-// maxBatch caps how many bytes of queued objects go into one frame.
-const maxBatch = 256 << 10
-
 var newline = []byte{'\n'}
 
 // wsConn is the gorilla/websocket transport: the goroutine that calls run
@@ -31,13 +27,12 @@ type wsConn struct {
 	log *slog.Logger
 
 	maxMessage   int64
-	maxQueued    int64
 	pingInterval time.Duration
 	pongTimeout  time.Duration
 	writeTimeout time.Duration
 
-	queue  chan []byte  // senders never close it
-	queued atomic.Int64 // bytes in queue
+	out   *outbox
+	batch [][]byte // owned by the writer
 
 	closeOnce  sync.Once
 	disconnect protocol.Disconnect // written once, before closing is closed
@@ -50,11 +45,10 @@ func newWSConn(ws *websocket.Conn, cfg *Config, log *slog.Logger) *wsConn {
 		ws:           ws,
 		log:          log,
 		maxMessage:   cfg.MaxMessageSize,
-		maxQueued:    cfg.QueueBytes,
 		pingInterval: cfg.PingInterval,
 		pongTimeout:  cfg.PongTimeout,
 		writeTimeout: cfg.WriteTimeout,
-		queue:        make(chan []byte, cfg.QueueMessages),
+		out:          newOutbox(cfg.QueueMessages, cfg.QueueBytes),
 		closing:      make(chan struct{}),
 		readerDone:   make(chan struct{}),
 	}
@@ -62,20 +56,11 @@ func newWSConn(ws *websocket.Conn, cfg *Config, log *slog.Logger) *wsConn {
 
 // Enqueue implements transport.
 func (t *wsConn) Enqueue(b []byte) bool {
-	n := int64(len(b))
-	if t.queued.Add(n) > t.maxQueued {
-		t.queued.Add(-n)
-		t.Close(protocol.DisconnectSlowConsumer)
-		return false
-	}
-	select {
-	case t.queue <- b:
+	if t.out.push(b) {
 		return true
-	default:
-		t.queued.Add(-n)
-		t.Close(protocol.DisconnectSlowConsumer)
-		return false
 	}
+	t.Close(protocol.DisconnectSlowConsumer)
+	return false
 }
 
 // Close implements transport. A zero Disconnect closes without a push or
@@ -172,8 +157,8 @@ func (t *wsConn) writeLoop() {
 	defer ping.Stop()
 	for {
 		select {
-		case b := <-t.queue:
-			if err := t.writeBatch(b); err != nil {
+		case <-t.out.ready:
+			if err := t.writeQueued(); err != nil {
 				t.fail(err)
 				return
 			}
@@ -189,10 +174,13 @@ func (t *wsConn) writeLoop() {
 	}
 }
 
-// writeBatch writes first and whatever else is queued, up to maxBatch
-// bytes, as one frame of "\n"-separated objects.
-func (t *wsConn) writeBatch(first []byte) error {
-	t.queued.Add(-int64(len(first)))
+// writeQueued writes everything queued as one frame of "\n"-separated
+// objects.
+func (t *wsConn) writeQueued() error {
+	t.batch = t.out.take(t.batch)
+	if len(t.batch) == 0 {
+		return nil
+	}
 	if err := t.ws.SetWriteDeadline(time.Now().Add(t.writeTimeout)); err != nil {
 		return err
 	}
@@ -200,25 +188,13 @@ func (t *wsConn) writeBatch(first []byte) error {
 	if err != nil {
 		return err
 	}
-	if _, err := w.Write(first); err != nil {
-		return err
-	}
-	size := len(first)
-	for size < maxBatch {
-		var b []byte
-		select {
-		case b = <-t.queue:
-		default:
+	for i, b := range t.batch {
+		if i > 0 {
+			w.Write(newline)
 		}
-		if b == nil {
-			break
-		}
-		t.queued.Add(-int64(len(b)))
-		w.Write(newline)
 		if _, err := w.Write(b); err != nil {
 			return err
 		}
-		size += len(b) + 1
 	}
 	return w.Close()
 }
@@ -241,11 +217,9 @@ func (t *wsConn) finish() {
 		return
 	}
 	if d != protocol.DisconnectSlowConsumer {
-		for len(t.queue) > 0 {
-			if err := t.writeBatch(<-t.queue); err != nil {
-				t.fail(err)
-				return
-			}
+		if err := t.writeQueued(); err != nil {
+			t.fail(err)
+			return
 		}
 	}
 	deadline := time.Now().Add(min(t.writeTimeout, closeWait))
