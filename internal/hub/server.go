@@ -106,9 +106,9 @@ func (s *Server) Handler() http.Handler { return s.handler }
 
 // Serve accepts connections on ln until ctx ends, then shuts down: it stops
 // accepting, pushes "shutdown" to every client, closes their connections
-// and waits for them up to cfg.ShutdownGrace. It returns nil after a clean
-// shutdown, or an error when clients had to be cut off at the deadline or
-// the listener failed.
+// and waits for them up to cfg.ShutdownGrace, after which it cuts off the
+// rest. It returns nil after a shutdown, or an error if the listener or the
+// broker failed.
 func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	if s.served.Swap(true) {
 		return ErrServerClosed
@@ -161,7 +161,7 @@ func (s *Server) shutdown(hs *http.Server) error {
 	select {
 	case <-done:
 	case <-grace.Done():
-		err = fmt.Errorf("hub: shutdown: grace period of %s ended with clients still connected", s.cfg.ShutdownGrace)
+		s.log.Warn("grace period ended; cutting off the remaining connections", "grace", s.cfg.ShutdownGrace)
 		for _, c := range clients {
 			c.conn.Abort()
 		}
