@@ -1,0 +1,148 @@
+// Package cli is netkit's command line: one cobra command per tool, each
+// turning flags, environment and config file into a Config and handing it
+// to the package that does the work.
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+
+	"github.com/spf13/cobra"
+)
+
+// Exit statuses of Execute.
+const (
+	exitOK    = 0
+	exitError = 1 // the command failed, including bad settings
+	exitUsage = 2 // unknown command or flag, unexpected argument
+)
+
+// Execute runs netkit with args (without the program name) and returns the
+// process exit status. Errors are written to stderr, one line each.
+func Execute(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	return run(ctx, newRootCmd(os.Environ(), nil), args, stdout, stderr)
+}
+
+// run executes root with args and turns its error into lines on stderr and
+// an exit status.
+func run(ctx context.Context, root *cobra.Command, args []string, stdout, stderr io.Writer) int {
+	root.SetArgs(args)
+	root.SetOut(stdout)
+	root.SetErr(stderr)
+	cmd, err := root.ExecuteContextC(ctx)
+	if err == nil {
+		return exitOK
+	}
+	prefix := root.Name()
+	if cmd != nil {
+		prefix = cmd.CommandPath()
+	}
+	var ue *usageError
+	if errors.As(err, &ue) {
+		fmt.Fprintf(stderr, "%s: %v (see '%s --help')\n", prefix, err, prefix)
+		return exitUsage
+	}
+	for line := range strings.SplitSeq(err.Error(), "\n") {
+		fmt.Fprintf(stderr, "%s: %s\n", prefix, line)
+	}
+	return exitError
+}
+
+// newRootCmd returns the netkit command with its subcommands. env is the
+// environment in os.Environ form; runHub, if not nil, replaces running the
+// hub (for tests).
+func newRootCmd(env []string, runHub func(context.Context, *hubOptions) error) *cobra.Command {
+	root := &cobra.Command{
+		Use:   "netkit",
+		Short: "Network tools in one binary",
+		Long: `netkit is one binary of network tools. Its main one, "netkit hub", is a
+WebSocket message hub: channels, pub/sub, direct messages, presence and an
+HTTP publish API.
+
+Exit status: 0 on success, 1 when a command fails (bad settings included),
+2 for an unknown command or flag.`,
+		Example: `  netkit hub
+  netkit hub --help
+  netkit version`,
+		// Only reached without a subcommand: show the help, or reject an
+		// unknown command.
+		Args: func(cmd *cobra.Command, args []string) error {
+			if len(args) == 0 {
+				return nil
+			}
+			msg := fmt.Sprintf("unknown command %q", args[0])
+			if s := cmd.SuggestionsFor(args[0]); len(s) > 0 {
+				msg += fmt.Sprintf("; did you mean %q?", s[0])
+			}
+			return &usageError{errors.New(msg)}
+		},
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return cmd.Help()
+		},
+		SilenceUsage:      true,
+		SilenceErrors:     true,
+		CompletionOptions: cobra.CompletionOptions{DisableDefaultCmd: true},
+	}
+	root.SuggestionsMinimumDistance = 2
+	root.SetUsageFunc(usage)
+	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error {
+		return &usageError{err}
+	})
+	root.AddCommand(
+		newHubCmd(env, runHub),
+		newVersionCmd(),
+	)
+	return root
+}
+
+// usage writes the part of --help after the description: usage lines,
+// commands, flags and, last, the examples.
+func usage(c *cobra.Command) error {
+	var b strings.Builder
+	b.WriteString("Usage:")
+	if c.Runnable() {
+		fmt.Fprintf(&b, "\n  %s", c.UseLine())
+	}
+	if c.HasAvailableSubCommands() {
+		fmt.Fprintf(&b, "\n  %s [command]\n\nCommands:", c.CommandPath())
+		for _, sub := range c.Commands() {
+			if sub.IsAvailableCommand() || sub.Name() == "help" {
+				fmt.Fprintf(&b, "\n  %-*s %s", sub.NamePadding(), sub.Name(), sub.Short)
+			}
+		}
+	}
+	if c.HasAvailableLocalFlags() {
+		b.WriteString("\n\nFlags:\n" + strings.TrimRight(c.LocalFlags().FlagUsages(), " \n"))
+	}
+	if c.HasAvailableInheritedFlags() {
+		b.WriteString("\n\nGlobal Flags:\n" + strings.TrimRight(c.InheritedFlags().FlagUsages(), " \n"))
+	}
+	if c.HasAvailableSubCommands() {
+		fmt.Fprintf(&b, "\n\nRun '%s COMMAND --help' for more about a command.", c.CommandPath())
+	}
+	if c.HasExample() {
+		b.WriteString("\n\nExamples:\n" + c.Example)
+	}
+	b.WriteString("\n")
+	_, err := io.WriteString(c.OutOrStderr(), b.String())
+	return err
+}
+
+// usageError is a mistake in how a command was called, as opposed to a
+// failure while running it. It exits with status 2.
+type usageError struct{ err error }
+
+func (e *usageError) Error() string { return e.err.Error() }
+func (e *usageError) Unwrap() error { return e.err }
+
+// noArgs rejects positional arguments as a usage error.
+func noArgs(_ *cobra.Command, args []string) error {
+	if len(args) > 0 {
+		return &usageError{fmt.Errorf("unexpected argument %q", args[0])}
+	}
+	return nil
+}

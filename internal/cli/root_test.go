@@ -1,0 +1,148 @@
+package cli
+
+import (
+	"bytes"
+	"context"
+	"flag"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+)
+
+var update = flag.Bool("update", false, "rewrite the golden files in testdata/")
+
+// result is what one run of netkit produced.
+type result struct {
+	code           int
+	stdout, stderr string
+	hub            *hubOptions // what the hub's run function got; nil if not called
+}
+
+// execute runs netkit with env and args; the hub command records its
+// options instead of starting a server.
+func execute(t *testing.T, env []string, args ...string) result {
+	t.Helper()
+	var r result
+	runHub := func(_ context.Context, opts *hubOptions) error {
+		r.hub = opts
+		return nil
+	}
+	var stdout, stderr bytes.Buffer
+	r.code = run(context.Background(), newRootCmd(env, runHub), args, &stdout, &stderr)
+	r.stdout, r.stderr = stdout.String(), stderr.String()
+	return r
+}
+
+// checkGolden compares got with testdata/name, or rewrites it with -update.
+func checkGolden(t *testing.T, name, got string) {
+	t.Helper()
+	path := filepath.Join("testdata", name)
+	if *update {
+		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("%v (run go test -update to create it)", err)
+	}
+	if got != string(want) {
+		t.Fatalf("output differs from %s (run go test -update if the change is right):\n%s", path, got)
+	}
+}
+
+func TestHelp(t *testing.T) {
+	tests := []struct {
+		name   string
+		args   []string
+		golden string
+	}{
+		{"root", []string{"--help"}, "help-root.txt"},
+		{"root without arguments", nil, "help-root.txt"},
+		{"help command", []string{"help"}, "help-root.txt"},
+		{"hub", []string{"hub", "--help"}, "help-hub.txt"},
+		{"hub short flag", []string{"hub", "-h"}, "help-hub.txt"},
+		{"help hub", []string{"help", "hub"}, "help-hub.txt"},
+		{"version", []string{"version", "--help"}, "help-version.txt"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			r := execute(t, nil, tc.args...)
+			if r.code != 0 || r.stderr != "" || r.hub != nil {
+				t.Fatalf("exit %d, stderr %q, hub ran: %v; want 0, no stderr, no hub", r.code, r.stderr, r.hub != nil)
+			}
+			checkGolden(t, tc.golden, r.stdout)
+		})
+	}
+}
+
+// TestHelpEndsWithExamples checks every command's help, including commands
+// added later.
+func TestHelpEndsWithExamples(t *testing.T) {
+	root := newRootCmd(nil, nil)
+	for _, cmd := range append(root.Commands(), root) {
+		if cmd.Name() == "help" {
+			continue
+		}
+		if cmd.Example == "" {
+			t.Errorf("%s has no Example", cmd.CommandPath())
+			continue
+		}
+		out := cmd.UsageString()
+		if !strings.HasSuffix(out, "Examples:\n"+cmd.Example+"\n") {
+			t.Errorf("%s --help does not end with its examples:\n%s", cmd.CommandPath(), out)
+		}
+		if cmd.Short == "" || cmd.Long == "" {
+			t.Errorf("%s lacks a Short or Long description", cmd.CommandPath())
+		}
+	}
+}
+
+func TestUsageErrors(t *testing.T) {
+	tests := []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"unknown command", []string{"hb"}, `netkit: unknown command "hb"; did you mean "hub"? (see 'netkit --help')`},
+		{"unknown command far from any", []string{"frobnicate"}, `netkit: unknown command "frobnicate" (see 'netkit --help')`},
+		{"unknown flag", []string{"hub", "--lisen", ":1"}, `netkit hub: unknown flag: --lisen (see 'netkit hub --help')`},
+		{"unknown root flag", []string{"--verbose"}, `netkit: unknown flag: --verbose (see 'netkit --help')`},
+		{"missing flag value", []string{"hub", "--listen"}, `netkit hub: flag needs an argument: --listen (see 'netkit hub --help')`},
+		{"argument to hub", []string{"hub", "extra"}, `netkit hub: unexpected argument "extra" (see 'netkit hub --help')`},
+		{"argument to version", []string{"version", "extra"}, `netkit version: unexpected argument "extra" (see 'netkit version --help')`},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			r := execute(t, nil, tc.args...)
+			if r.code != exitUsage {
+				t.Errorf("exit %d, want %d", r.code, exitUsage)
+			}
+			if got := strings.TrimSuffix(r.stderr, "\n"); got != tc.want {
+				t.Errorf("stderr = %q, want %q", got, tc.want)
+			}
+			if r.stdout != "" || r.hub != nil {
+				t.Errorf("stdout %q, hub ran %v; want neither", r.stdout, r.hub != nil)
+			}
+		})
+	}
+}
+
+func TestVersion(t *testing.T) {
+	r := execute(t, nil, "version")
+	if r.code != 0 || r.stderr != "" {
+		t.Fatalf("exit %d, stderr %q", r.code, r.stderr)
+	}
+	if !regexp.MustCompile(`^netkit \S+ \(go\S+ \w+/\w+\)\n$`).MatchString(r.stdout) {
+		t.Fatalf("stdout = %q, want netkit VERSION (GOVERSION OS/ARCH)", r.stdout)
+	}
+
+	old := version
+	version = "v1.2.3"
+	t.Cleanup(func() { version = old })
+	if got := versionString(); got != "v1.2.3" {
+		t.Fatalf("versionString() with -X = %q, want v1.2.3", got)
+	}
+}

@@ -1,0 +1,128 @@
+package config
+
+import (
+	"fmt"
+	"io"
+	"reflect"
+	"strings"
+	"unicode/utf8"
+)
+
+// WriteTOML writes cfg, a struct of section structs or a pointer to one, as
+// a TOML file that Load reads back to the same values: header as comment
+// lines, then one table per section with each key preceded by its help tag
+// as a comment. Sizes are written like "64KiB" and durations like "25s".
+func WriteTOML(w io.Writer, cfg any, header string) error {
+	v := reflect.Indirect(reflect.ValueOf(cfg))
+	if !v.IsValid() {
+		return fmt.Errorf("config: want a struct of section structs, got %T", cfg)
+	}
+	s, err := schemaOf(v.Type())
+	if err != nil {
+		return err
+	}
+	var b strings.Builder
+	if header != "" {
+		writeComment(&b, header)
+	}
+	for _, section := range s.sections {
+		if b.Len() > 0 {
+			b.WriteString("\n")
+		}
+		fmt.Fprintf(&b, "[%s]\n", section)
+		first := true
+		for _, k := range s.keys {
+			if k.section != section {
+				continue
+			}
+			if !first {
+				b.WriteString("\n")
+			}
+			first = false
+			val, err := tomlValue(k, k.get(v))
+			if err != nil {
+				return err
+			}
+			writeComment(&b, wrap(k.help, 76))
+			fmt.Fprintf(&b, "%s = %s\n", k.name, val)
+		}
+	}
+	_, err = io.WriteString(w, b.String())
+	return err
+}
+
+// tomlValue renders a key's value as a TOML value.
+func tomlValue(k *key, v reflect.Value) (string, error) {
+	text := formatValue(k, v)
+	switch k.kind {
+	case kindInt, kindBool:
+		return text, nil
+	}
+	if !utf8.ValidString(text) {
+		return "", fmt.Errorf("config: %s: value is not valid UTF-8, which TOML cannot hold", k.path)
+	}
+	return quoteTOML(text), nil
+}
+
+// quoteTOML returns s as a TOML basic string: in double quotes, with
+// quotes, backslashes and control characters escaped. s is valid UTF-8.
+func quoteTOML(s string) string {
+	var b strings.Builder
+	b.WriteByte('"')
+	for _, r := range s {
+		switch r {
+		case '"':
+			b.WriteString(`\"`)
+		case '\\':
+			b.WriteString(`\\`)
+		case '\b':
+			b.WriteString(`\b`)
+		case '\t':
+			b.WriteString(`\t`)
+		case '\n':
+			b.WriteString(`\n`)
+		case '\f':
+			b.WriteString(`\f`)
+		case '\r':
+			b.WriteString(`\r`)
+		default:
+			if r < 0x20 || r == 0x7f {
+				fmt.Fprintf(&b, `\u%04X`, r)
+			} else {
+				b.WriteRune(r)
+			}
+		}
+	}
+	b.WriteByte('"')
+	return b.String()
+}
+
+// writeComment writes each line of text as a TOML comment.
+func writeComment(b *strings.Builder, text string) {
+	for line := range strings.SplitSeq(strings.TrimRight(text, "\n"), "\n") {
+		if line == "" {
+			b.WriteString("#\n")
+		} else {
+			b.WriteString("# " + line + "\n")
+		}
+	}
+}
+
+// wrap breaks text into lines of at most width bytes at spaces; a longer
+// word stays whole.
+func wrap(text string, width int) string {
+	var b strings.Builder
+	n := 0
+	for i, word := range strings.Fields(text) {
+		if i > 0 && n+1+len(word) > width {
+			b.WriteString("\n")
+			n = 0
+		} else if i > 0 {
+			b.WriteString(" ")
+			n++
+		}
+		b.WriteString(word)
+		n += len(word)
+	}
+	return b.String()
+}
