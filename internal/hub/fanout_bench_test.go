@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -248,4 +249,57 @@ func (s *benchSub) acknowledge(n int64, window chan struct{}) error {
 		}
 	}
 	return nil
+}
+
+// info returns the child's /api/info.
+func (h *childHub) info(b *testing.B) hub.Info {
+	req, _ := http.NewRequest("GET", "http://"+h.addr+"/api/info", nil)
+	req.Header.Set("Authorization", "Bearer bench")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		b.Fatalf("info: %v", err)
+	}
+	defer resp.Body.Close()
+	var info hub.Info
+	if err := json.NewDecoder(resp.Body).Decode(&info); err != nil {
+		b.Fatalf("info: %v", err)
+	}
+	return info
+}
+
+// rss returns the child's resident set size.
+func (h *childHub) rss(b *testing.B) int64 {
+	raw, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(h.cmd.Process.Pid), "status"))
+	if err != nil {
+		b.Fatalf("read child status: %v", err)
+	}
+	for line := range strings.Lines(string(raw)) {
+		if rest, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+			kb, _ := strconv.ParseInt(strings.Fields(rest)[0], 10, 64)
+			return kb << 10
+		}
+	}
+	b.Fatal("no VmRSS in child status")
+	return 0
+}
+
+// BenchmarkIdle opens 5000 connections to a hub in a child process, each
+// subscribed to its own channel, and reports the hub's resident memory per
+// connection. b.N is ignored beyond the first run.
+func BenchmarkIdle(b *testing.B) {
+	const conns = 5000
+	h := startChildHub(b)
+	url := "ws://" + h.addr + "/ws"
+	before := h.rss(b)
+	for i := range conns {
+		dialBenchSub(b, url, "idle-"+strconv.Itoa(i))
+	}
+	for range b.N {
+	}
+	time.Sleep(7 * time.Second) // idle: writer goroutines exit after 5 s without writes
+	after := h.rss(b)
+	b.ReportMetric(float64(after-before)/conns, "server-bytes/conn")
+	info := h.info(b)
+	b.ReportMetric(float64(info.HeapBytes)/conns, "heap-bytes/conn")
+	b.ReportMetric(float64(info.Goroutines)/conns, "goroutines/conn")
 }

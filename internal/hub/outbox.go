@@ -11,33 +11,63 @@ type outbox struct {
 	maxBytes int64
 	ready    chan struct{} // capacity 1: signalled when items becomes non-empty
 
-	mu    sync.Mutex
-	items [][]byte // guarded by mu
-	size  int64    // bytes in items; guarded by mu
+	mu      sync.Mutex
+	items   [][]byte // guarded by mu
+	size    int64    // bytes in items; guarded by mu
+	writing bool     // a writer goroutine is running; guarded by mu
 }
 
 func newOutbox(maxItems int, maxBytes int64) *outbox {
 	return &outbox{maxItems: maxItems, maxBytes: maxBytes, ready: make(chan struct{}, 1)}
 }
 
-// push queues b and reports whether it fit within both limits. It never
-// blocks beyond the mutex.
-func (o *outbox) push(b []byte) bool {
+// push queues b and reports whether it fit within both limits, and whether
+// the caller must start a writer (none was running). It never blocks
+// beyond the mutex.
+func (o *outbox) push(b []byte) (ok, startWriter bool) {
 	o.mu.Lock()
 	if len(o.items) >= o.maxItems || o.size+int64(len(b)) > o.maxBytes {
 		o.mu.Unlock()
-		return false
+		return false, false
 	}
 	o.items = append(o.items, b)
 	o.size += int64(len(b))
 	first := len(o.items) == 1
+	startWriter = !o.writing
+	o.writing = true
 	o.mu.Unlock()
 	if first {
-		select {
-		case o.ready <- struct{}{}:
-		default:
-		}
+		o.signal()
 	}
+	return true, startWriter
+}
+
+// wake signals the writer and reports whether the caller must start one.
+func (o *outbox) wake() (startWriter bool) {
+	o.mu.Lock()
+	startWriter = !o.writing
+	o.writing = true
+	o.mu.Unlock()
+	o.signal()
+	return startWriter
+}
+
+func (o *outbox) signal() {
+	select {
+	case o.ready <- struct{}{}:
+	default:
+	}
+}
+
+// park lets an idle writer exit: it reports true, and no writer runs,
+// when nothing is queued; otherwise the writer must go on.
+func (o *outbox) park() bool {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if len(o.items) > 0 {
+		return false
+	}
+	o.writing = false
 	return true
 }
 

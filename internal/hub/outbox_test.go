@@ -21,7 +21,7 @@ func TestOutboxLimits(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			o := newOutbox(tc.maxItems, tc.maxBytes)
 			for i, n := range tc.pushes {
-				if got := o.push([]byte(strings.Repeat("x", n))); got != tc.want[i] {
+				if got, _ := o.push([]byte(strings.Repeat("x", n))); got != tc.want[i] {
 					t.Fatalf("push %d (%d bytes) = %v, want %v", i, n, got, tc.want[i])
 				}
 			}
@@ -42,7 +42,10 @@ func TestOutboxTakeEmptiesAndSignals(t *testing.T) {
 	if len(batch) != 2 || string(batch[0]) != "a" || string(batch[1]) != "b" {
 		t.Fatalf("take = %q, want [a b]", batch)
 	}
-	if !o.push([]byte("c")) || !o.push([]byte("d")) {
+	if ok, _ := o.push([]byte("c")); !ok {
+		t.Fatal("push after take was refused: take did not reset the limits")
+	}
+	if ok, _ := o.push([]byte("d")); !ok {
 		t.Fatal("push after take was refused: take did not reset the limits")
 	}
 	batch = o.take(batch)
@@ -51,5 +54,28 @@ func TestOutboxTakeEmptiesAndSignals(t *testing.T) {
 	}
 	if got := o.take(batch); len(got) != 0 {
 		t.Fatalf("take of an empty outbox = %q", got)
+	}
+}
+
+func TestOutboxWriterHandoff(t *testing.T) {
+	o := newOutbox(10, 100)
+	if _, start := o.push([]byte("a")); !start {
+		t.Fatal("first push did not ask for a writer")
+	}
+	if _, start := o.push([]byte("b")); start {
+		t.Fatal("second push asked for a second writer")
+	}
+	if o.park() {
+		t.Fatal("writer parked with items queued")
+	}
+	o.take(nil)
+	if !o.park() {
+		t.Fatal("writer could not park with nothing queued")
+	}
+	if !o.wake() {
+		t.Fatal("wake after park did not ask for a writer")
+	}
+	if o.wake() {
+		t.Fatal("second wake asked for a second writer")
 	}
 }

@@ -21,7 +21,6 @@ type registry struct {
 	users    map[string]map[*client]struct{} // guarded by mu
 	channels map[string][]*client            // subscribers per channel; guarded by mu
 	subCount int                             // sum of len(channels[*]); guarded by mu
-	done     sync.WaitGroup                  // one count per registered client
 }
 
 func newRegistry(maxClients int) *registry {
@@ -50,7 +49,6 @@ func (r *registry) add(c *client) error {
 		r.users[c.info.User] = u
 	}
 	u[c] = struct{}{}
-	r.done.Add(1)
 	return nil
 }
 
@@ -74,7 +72,6 @@ func (r *registry) remove(c *client) []string {
 		}
 	}
 	c.removed = true
-	r.done.Done()
 	return chans
 }
 

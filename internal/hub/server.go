@@ -51,7 +51,10 @@ type Server struct {
 	handler  http.Handler
 
 	served   atomic.Bool
-	draining atomic.Bool
+	draining atomic.Bool // set once, under connsMu, at shutdown
+
+	connsMu sync.Mutex
+	conns   sync.WaitGroup // one count per WebSocket connection goroutine
 }
 
 // New validates cfg and returns a server ready to Serve. Without an API key
@@ -144,7 +147,9 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 
 // shutdown stops hs and disconnects every client within the grace period.
 func (s *Server) shutdown(hs *http.Server) error {
+	s.connsMu.Lock()
 	s.draining.Store(true)
+	s.connsMu.Unlock()
 	grace, cancel := context.WithTimeout(context.Background(), s.cfg.ShutdownGrace)
 	defer cancel()
 	httpDone := make(chan error, 1)
@@ -156,7 +161,7 @@ func (s *Server) shutdown(hs *http.Server) error {
 		c.conn.Close(protocol.DisconnectShutdown)
 	}
 	done := make(chan struct{})
-	go func() { s.reg.done.Wait(); close(done) }()
+	go func() { s.conns.Wait(); close(done) }()
 	var err error
 	select {
 	case <-done:
@@ -173,16 +178,40 @@ func (s *Server) shutdown(hs *http.Server) error {
 	return err
 }
 
-// serveWS upgrades an HTTP request and runs the connection until it ends.
+// serveWS upgrades an HTTP request and hands the connection to a new
+// goroutine, so that the handler's grown stack is not kept for the life of
+// the connection.
 func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
-	if s.draining.Load() {
+	if !s.track() {
 		writeError(w, http.StatusServiceUnavailable, protocol.Errorf(protocol.CodeInternal, "hub is shutting down"))
 		return
 	}
 	ws, err := s.upgrader.Upgrade(w, r, nil)
 	if err != nil {
+		s.conns.Done()
 		return // upgradeError has answered
 	}
+	remote := r.RemoteAddr
+	go func() {
+		defer s.conns.Done()
+		s.runClient(ws, remote)
+	}()
+}
+
+// track counts a new connection goroutine, unless the server is shutting
+// down.
+func (s *Server) track() bool {
+	s.connsMu.Lock()
+	defer s.connsMu.Unlock()
+	if s.draining.Load() {
+		return false
+	}
+	s.conns.Add(1)
+	return true
+}
+
+// runClient registers a client and runs its connection until it ends.
+func (s *Server) runClient(ws *websocket.Conn, remote string) {
 	conn := newWSConn(ws, &s.cfg, s.log)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -195,6 +224,7 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 	}
 	switch err := s.reg.add(c); {
 	case errors.Is(err, errTooManyClients):
+		s.log.Warn("connection refused: limit reached", "remote", remote, "max_connections", s.cfg.MaxConnections)
 		conn.Close(protocol.Disconnect{Code: "policy", Reason: "connection limit reached; try again later", CloseStatus: 1013})
 		conn.run(func([]byte) {})
 		return
@@ -203,9 +233,7 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 		conn.run(func([]byte) {})
 		return
 	}
-	log := s.log.With("client", c.info.Client, "user", c.info.User, "remote", r.RemoteAddr)
-	conn.log = log
-	log.Debug("client connected")
+	s.log.Debug("client connected", "client", c.info.Client, "user", c.info.User, "remote", remote)
 	conn.Enqueue(protocol.AppendWelcome(nil, protocol.Welcome{Client: c.info.Client, User: c.info.User, Node: s.nodeID, Version: s.version}))
 
 	conn.run(c.handleFrame)
@@ -214,11 +242,11 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 	for _, ch := range s.reg.remove(c) {
 		s.unsubscribeBroker(ch, c.info)
 	}
+	level, attrs := slog.LevelDebug, []any{"client", c.info.Client, "user", c.info.User, "remote", remote}
 	if d := conn.disconnect; d.Code != "" {
-		log.Info("client disconnected", "code", d.Code, "reason", d.Reason)
-	} else {
-		log.Debug("client disconnected")
+		level, attrs = slog.LevelInfo, append(attrs, "code", d.Code, "reason", d.Reason)
 	}
+	s.log.Log(context.Background(), level, "client disconnected", attrs...)
 }
 
 func (s *Server) upgradeError(w http.ResponseWriter, r *http.Request, status int, reason error) {

@@ -5,6 +5,7 @@ import (
 	"io"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
@@ -17,11 +18,20 @@ import (
 // peer's close frame after sending its own.
 const closeWait = 2 * time.Second
 
+// writerLinger is how long an idle writer goroutine waits for more to write
+// before it exits. Idle connections hold no writer goroutine.
+const writerLinger = 5 * time.Second
+
 var newline = []byte{'\n'}
 
-// wsConn is the gorilla/websocket transport: the goroutine that calls run
-// is the only reader; the writer goroutine it starts owns every write,
-// ping and write deadline.
+// readBuffers holds the buffers that inbound messages are read into, so an
+// idle connection holds none.
+var readBuffers = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+
+// wsConn is the gorilla/websocket transport. The goroutine that calls run
+// is the only reader. A writer goroutine, started on demand and exiting
+// when idle, owns every write, ping and write deadline; at most one runs at
+// a time, and the last one runs the closing handshake.
 type wsConn struct {
 	ws  *websocket.Conn
 	log *slog.Logger
@@ -31,17 +41,20 @@ type wsConn struct {
 	pongTimeout  time.Duration
 	writeTimeout time.Duration
 
-	out   *outbox
-	batch [][]byte // owned by the writer
+	out       *outbox
+	batch     [][]byte    // owned by the writer
+	pingDue   atomic.Bool // set by pingTimer, cleared by the writer
+	pingTimer *time.Timer
 
 	closeOnce  sync.Once
 	disconnect protocol.Disconnect // written once, before closing is closed
 	closing    chan struct{}
 	readerDone chan struct{}
+	writerDone chan struct{} // closed by the writer that ran finish
 }
 
 func newWSConn(ws *websocket.Conn, cfg *Config, log *slog.Logger) *wsConn {
-	return &wsConn{
+	t := &wsConn{
 		ws:           ws,
 		log:          log,
 		maxMessage:   cfg.MaxMessageSize,
@@ -51,16 +64,23 @@ func newWSConn(ws *websocket.Conn, cfg *Config, log *slog.Logger) *wsConn {
 		out:          newOutbox(cfg.QueueMessages, cfg.QueueBytes),
 		closing:      make(chan struct{}),
 		readerDone:   make(chan struct{}),
+		writerDone:   make(chan struct{}),
 	}
+	t.pingTimer = time.AfterFunc(t.pingInterval, t.pingTick)
+	return t
 }
 
 // Enqueue implements transport.
 func (t *wsConn) Enqueue(b []byte) bool {
-	if t.out.push(b) {
-		return true
+	ok, start := t.out.push(b)
+	if !ok {
+		t.Close(protocol.DisconnectSlowConsumer)
+		return false
 	}
-	t.Close(protocol.DisconnectSlowConsumer)
-	return false
+	if start {
+		go t.writeLoop()
+	}
+	return true
 }
 
 // Close implements transport. A zero Disconnect closes without a push or
@@ -69,6 +89,14 @@ func (t *wsConn) Close(d protocol.Disconnect) {
 	t.closeOnce.Do(func() {
 		t.disconnect = d
 		close(t.closing)
+		if d == protocol.DisconnectSlowConsumer {
+			// Cut short a write that is stuck on a full socket; finish
+			// then tries the push with a fresh deadline.
+			t.ws.NetConn().SetWriteDeadline(time.Now())
+		}
+		if t.out.wake() {
+			go t.writeLoop()
+		}
 	})
 }
 
@@ -87,22 +115,24 @@ func (t *wsConn) isClosing() bool {
 	}
 }
 
+func (t *wsConn) pingTick() {
+	t.pingDue.Store(true)
+	if t.out.wake() {
+		go t.writeLoop()
+	}
+}
+
 // run reads frames and passes each text frame to onFrame until the
-// connection ends. It starts the writer and returns after it, with the
+// connection ends. It returns after the writer has finished, with the
 // socket closed.
 func (t *wsConn) run(onFrame func([]byte)) {
-	writerDone := make(chan struct{})
-	go func() {
-		defer close(writerDone)
-		t.writeLoop()
-	}()
 	err := t.readLoop(onFrame)
 	if !t.isClosing() {
 		t.log.Debug("connection ended by peer", "err", err)
 	}
 	t.Close(protocol.Disconnect{})
 	close(t.readerDone)
-	<-writerDone
+	<-t.writerDone
 	t.ws.Close()
 }
 
@@ -114,7 +144,6 @@ func (t *wsConn) readLoop(onFrame func([]byte)) error {
 		}
 		return t.ws.SetReadDeadline(time.Now().Add(deadline))
 	})
-	var buf bytes.Buffer
 	for {
 		if !t.isClosing() {
 			if err := t.ws.SetReadDeadline(time.Now().Add(deadline)); err != nil {
@@ -131,47 +160,77 @@ func (t *wsConn) readLoop(onFrame func([]byte)) error {
 			}
 			continue
 		}
-		buf.Reset()
-		n, err := buf.ReadFrom(io.LimitReader(r, t.maxMessage+1))
-		if err != nil {
+		if err := t.readMessage(typ, r, onFrame); err != nil {
 			return err
-		}
-		switch {
-		case n > t.maxMessage:
-			t.Close(protocol.DisconnectTooLarge)
-		case typ != websocket.TextMessage:
-			t.Enqueue(protocol.AppendError(nil, 0, false, protocol.Errorf(protocol.CodeBadRequest, "binary frames are not supported; send text frames of JSON")))
-		case !utf8.Valid(buf.Bytes()):
-			t.Close(protocol.DisconnectBadUTF8)
-		default:
-			onFrame(buf.Bytes())
-		}
-		if buf.Cap() > 64<<10 { // don't keep a large buffer for an idle connection
-			buf = bytes.Buffer{}
 		}
 	}
 }
 
+// readMessage reads one message of at most maxMessage bytes into a pooled
+// buffer and hands it on.
+func (t *wsConn) readMessage(typ int, r io.Reader, onFrame func([]byte)) error {
+	buf := readBuffers.Get().(*bytes.Buffer)
+	defer func() {
+		if buf.Cap() <= 64<<10 { // don't pool what one large message grew
+			buf.Reset()
+			readBuffers.Put(buf)
+		}
+	}()
+	buf.Reset()
+	n, err := buf.ReadFrom(io.LimitReader(r, t.maxMessage+1))
+	if err != nil {
+		return err
+	}
+	switch {
+	case n > t.maxMessage:
+		t.Close(protocol.DisconnectTooLarge)
+	case typ != websocket.TextMessage:
+		t.Enqueue(protocol.AppendError(nil, 0, false, protocol.Errorf(protocol.CodeBadRequest, "binary frames are not supported; send text frames of JSON")))
+	case !utf8.Valid(buf.Bytes()):
+		t.Close(protocol.DisconnectBadUTF8)
+	default:
+		onFrame(buf.Bytes())
+	}
+	return nil
+}
+
+// writeLoop is the writer goroutine: it writes what is queued and due until
+// it has been idle for writerLinger, or runs the closing handshake.
 func (t *wsConn) writeLoop() {
-	ping := time.NewTicker(t.pingInterval)
-	defer ping.Stop()
+	linger := time.NewTimer(writerLinger)
+	defer linger.Stop()
 	for {
 		select {
-		case <-t.out.ready:
-			if err := t.writeQueued(); err != nil {
-				t.fail(err)
-				return
-			}
-		case <-ping.C:
-			if err := t.ws.WriteControl(websocket.PingMessage, nil, time.Now().Add(t.writeTimeout)); err != nil {
-				t.fail(err)
-				return
-			}
 		case <-t.closing:
 			t.finish()
 			return
+		case <-t.out.ready:
+			if err := t.service(); err != nil {
+				t.abort(err)
+			}
+		case <-linger.C:
+			// Park unless work arrived meanwhile; a Close or ping that
+			// raced with parking either started a new writer or finds
+			// this one still going.
+			if t.out.park() && (!t.pending() || !t.out.wake()) {
+				return
+			}
 		}
+		linger.Reset(writerLinger)
 	}
+}
+
+func (t *wsConn) pending() bool { return t.isClosing() || t.pingDue.Load() }
+
+// service writes a due ping and everything queued.
+func (t *wsConn) service() error {
+	if t.pingDue.Swap(false) {
+		if err := t.ws.WriteControl(websocket.PingMessage, nil, time.Now().Add(t.writeTimeout)); err != nil {
+			return err
+		}
+		t.pingTimer.Reset(t.pingInterval)
+	}
+	return t.writeQueued()
 }
 
 // writeQueued writes everything queued as one frame of "\n"-separated
@@ -199,18 +258,20 @@ func (t *wsConn) writeQueued() error {
 	return w.Close()
 }
 
-// fail ends a connection whose write failed: the peer is gone or too slow.
-func (t *wsConn) fail(err error) {
+// abort ends a connection whose write failed: the peer is gone or too
+// slow. The writer then sees closing and finishes.
+func (t *wsConn) abort(err error) {
 	t.log.Debug("write failed; dropping connection", "err", err)
-	t.Close(protocol.Disconnect{})
-	t.ws.NetConn().Close() // unblocks the reader
+	t.Abort()
 }
 
-// finish runs the closing handshake for a disconnect the hub chose: queued
-// objects (unless the client is too slow for them), the disconnect push,
-// the close frame; then it waits for the reader to see the peer's close
-// frame, and closes the socket.
+// finish runs once, in the last writer. For a disconnect the hub chose it
+// runs the closing handshake: queued objects (unless the client is too
+// slow for them), the disconnect push, the close frame; then it waits for
+// the reader to see the peer's close frame. It closes the socket.
 func (t *wsConn) finish() {
+	defer close(t.writerDone)
+	t.pingTimer.Stop()
 	d := t.disconnect
 	if d.Code == "" {
 		t.ws.NetConn().Close()
@@ -218,7 +279,7 @@ func (t *wsConn) finish() {
 	}
 	if d != protocol.DisconnectSlowConsumer {
 		if err := t.writeQueued(); err != nil {
-			t.fail(err)
+			t.ws.NetConn().Close()
 			return
 		}
 	}
