@@ -320,8 +320,9 @@ type Info struct {
 	Channels      int     `json:"channels"`
 	Subscriptions int     `json:"subscriptions"`
 	Goroutines    int     `json:"goroutines"`
-	HeapBytes     uint64  `json:"heap_bytes"` // live heap objects
-	SysBytes      uint64  `json:"sys_bytes"`  // memory obtained from the OS by the Go runtime
+	HeapBytes     uint64  `json:"heap_bytes"`  // heap objects, live and not yet collected
+	StackBytes    uint64  `json:"stack_bytes"` // goroutine stacks
+	SysBytes      uint64  `json:"sys_bytes"`   // memory obtained from the OS by the Go runtime
 }
 
 func (s *Server) apiInfo(*http.Request) (any, *protocol.Error) {
@@ -342,6 +343,7 @@ func (s *Server) Info() Info {
 		Subscriptions: subs,
 		Goroutines:    runtime.NumGoroutine(),
 		HeapBytes:     ms.HeapAlloc,
+		StackBytes:    ms.StackInuse,
 		SysBytes:      ms.Sys,
 	}
 }

@@ -301,5 +301,6 @@ func BenchmarkIdle(b *testing.B) {
 	b.ReportMetric(float64(after-before)/conns, "server-bytes/conn")
 	info := h.info(b)
 	b.ReportMetric(float64(info.HeapBytes)/conns, "heap-bytes/conn")
+	b.ReportMetric(float64(info.StackBytes)/conns, "stack-bytes/conn")
 	b.ReportMetric(float64(info.Goroutines)/conns, "goroutines/conn")
 }
