@@ -250,7 +250,13 @@ func (s *Server) runClient(ws *websocket.Conn, remote string) {
 }
 
 func (s *Server) upgradeError(w http.ResponseWriter, r *http.Request, status int, reason error) {
-	writeError(w, status, protocol.Errorf(protocol.CodeBadRequest, "websocket upgrade failed: %v", reason))
+	code := protocol.CodeBadRequest
+	for c, st := range statusOf {
+		if st == status {
+			code = c
+		}
+	}
+	writeError(w, status, protocol.Errorf(code, "websocket upgrade failed: %v", reason))
 }
 
 // HandlePublication implements broker.Handler: encode once, share the bytes.

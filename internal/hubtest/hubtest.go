@@ -169,7 +169,14 @@ func (h *Hub) Dial(tb testing.TB) *Client {
 // DialURL connects to url without reading anything.
 func DialURL(tb testing.TB, url string) *Client {
 	tb.Helper()
-	ws, _, err := websocket.DefaultDialer.Dial(url, nil)
+	return DialWith(tb, websocket.DefaultDialer, url)
+}
+
+// DialWith is DialURL with a chosen dialer, e.g. one that sets socket
+// options.
+func DialWith(tb testing.TB, d *websocket.Dialer, url string) *Client {
+	tb.Helper()
+	ws, _, err := d.Dial(url, nil)
 	if err != nil {
 		tb.Fatalf("dial %s: %v", url, err)
 	}

@@ -61,7 +61,6 @@ var (
 	DisconnectTooLarge     = Disconnect{Code: "too_large", Reason: "message exceeds the maximum size", CloseStatus: CloseTooBig}
 	DisconnectPolicy       = Disconnect{Code: "policy", Reason: "disconnected by policy", CloseStatus: ClosePolicy}
 	DisconnectKicked       = Disconnect{Code: "policy", Reason: "disconnected by the server API", CloseStatus: ClosePolicy}
-	DisconnectNoPong       = Disconnect{Code: "timeout", Reason: "no pong within the deadline", CloseStatus: ClosePolicy}
 	DisconnectBadFrame     = Disconnect{Code: "bad_request", Reason: "binary frames are not supported; send text frames of JSON", CloseStatus: CloseInvalidData}
 	DisconnectBadUTF8      = Disconnect{Code: "bad_request", Reason: "text frame is not valid UTF-8", CloseStatus: CloseInvalidData}
 )
