@@ -3,6 +3,7 @@ package hub
 import (
 	"context"
 	"encoding/json"
+	"log/slog"
 
 	"github.com/netkit/netkit/internal/history"
 	"github.com/netkit/netkit/internal/protocol"
@@ -25,22 +26,44 @@ type transport interface {
 	Close(d protocol.Disconnect)
 	// Abort drops the connection at once, without a closing handshake.
 	Abort()
+	// Reason returns the Disconnect the connection was closed with; the
+	// zero value when the peer went away.
+	Reason() protocol.Disconnect
 }
 
-// client is one connected WebSocket client.
+// client is one connected WebSocket client. It is the transport's
+// wsloop.Handler.
 type client struct {
-	srv  *Server
-	conn transport
-	info protocol.ClientInfo
-	ctx  context.Context // ends with the connection
+	srv    *Server
+	conn   transport
+	info   protocol.ClientInfo
+	remote string
+	ctx    context.Context // ends with the connection
+	cancel context.CancelFunc
 
 	// Guarded by srv.reg.mu.
 	subs    map[string]int // channel -> index in registry.channels[channel]
 	removed bool
 }
 
-// handleFrame runs every command of one inbound frame, in order.
-func (c *client) handleFrame(frame []byte) {
+// OnClose cleans up after the connection has closed: the client leaves the
+// registry and its channels.
+func (c *client) OnClose() {
+	s := c.srv
+	c.cancel()
+	for _, ch := range s.reg.remove(c) {
+		s.unsubscribeBroker(ch, c.info)
+	}
+	level, attrs := slog.LevelDebug, []any{"client", c.info.Client, "user", c.info.User, "remote", c.remote}
+	if d := c.conn.Reason(); d.Code != "" {
+		level, attrs = slog.LevelInfo, append(attrs, "code", d.Code, "reason", d.Reason)
+	}
+	s.log.Log(context.Background(), level, "client disconnected", attrs...)
+	s.conns.Done()
+}
+
+// OnFrame runs every command of one inbound frame, in order.
+func (c *client) OnFrame(frame []byte) {
 	protocol.ForEachCommand(frame, func(cmd protocol.Command, perr *protocol.Error) {
 		if perr == nil {
 			perr = c.handle(cmd)

@@ -25,7 +25,15 @@ type Config struct {
 	PongTimeout      time.Duration `koanf:"pong_timeout" help:"how long after a ping a silent connection is dropped"`
 	WriteTimeout     time.Duration `koanf:"write_timeout" help:"deadline for one write to a connection; a peer that cannot take it is dropped"`
 	ShutdownGrace    time.Duration `koanf:"shutdown_grace" help:"on SIGINT/SIGTERM, how long to wait for connections to close before exiting"`
+	Transport        string        `koanf:"transport" help:"connection layer: epoll (an event loop, Linux), goroutine (one per connection), or auto (epoll where available)"`
 }
+
+// Transports of Config.Transport.
+const (
+	TransportAuto      = "auto"
+	TransportEpoll     = "epoll"
+	TransportGoroutine = "goroutine"
+)
 
 // DefaultConfig returns the embedded defaults: the hub that
 // `netkit hub` runs with no file, flag or environment variable.
@@ -43,6 +51,7 @@ func DefaultConfig() Config {
 		PongTimeout:      10 * time.Second,
 		WriteTimeout:     10 * time.Second,
 		ShutdownGrace:    10 * time.Second,
+		Transport:        TransportAuto,
 	}
 }
 
@@ -73,6 +82,11 @@ func (c *Config) Validate() error {
 	}
 	if c.MaxConnections < 0 {
 		bad("max_connections", "want 0 (no limit) or more, got %d", c.MaxConnections)
+	}
+	switch c.Transport {
+	case TransportAuto, TransportEpoll, TransportGoroutine:
+	default:
+		bad("transport", `want "auto", "epoll" or "goroutine", got %q`, c.Transport)
 	}
 	for _, d := range []struct {
 		key string

@@ -21,6 +21,7 @@ import (
 	"github.com/netkit/netkit/internal/broker"
 	"github.com/netkit/netkit/internal/history"
 	"github.com/netkit/netkit/internal/protocol"
+	"github.com/netkit/netkit/internal/wsloop"
 )
 
 // ErrServerClosed is returned by Serve when it is called on a server that
@@ -49,6 +50,7 @@ type Server struct {
 	reg      *registry
 	upgrader websocket.Upgrader
 	handler  http.Handler
+	loop     *wsloop.Loop // nil: a goroutine per connection
 
 	served   atomic.Bool
 	draining atomic.Bool // set once, under connsMu, at shutdown
@@ -93,6 +95,21 @@ func New(cfg Config, opts Options) (*Server, error) {
 		WriteBufferPool: &sync.Pool{},
 		Error:           s.upgradeError,
 	}
+	if cfg.Transport == TransportEpoll || (cfg.Transport == TransportAuto && wsloop.Supported) {
+		loop, err := wsloop.New(wsloop.Config{
+			MaxMessage:    cfg.MaxMessageSize,
+			QueueMessages: cfg.QueueMessages,
+			QueueBytes:    cfg.QueueBytes,
+			PingInterval:  cfg.PingInterval,
+			PongTimeout:   cfg.PongTimeout,
+			WriteTimeout:  cfg.WriteTimeout,
+			Log:           log,
+		})
+		if err != nil {
+			return nil, fmt.Errorf("hub.transport: %w", err)
+		}
+		s.loop = loop
+	}
 	s.handler = s.routes()
 	return s, nil
 }
@@ -116,9 +133,15 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	if s.served.Swap(true) {
 		return ErrServerClosed
 	}
-	bctx, stopBroker := context.WithCancel(context.Background())
+	bctx, stopBackground := context.WithCancel(context.Background())
 	brokerDone := make(chan error, 1)
 	go func() { brokerDone <- s.broker.Run(bctx) }()
+	loopDone := make(chan error, 1)
+	if s.loop != nil {
+		go func() { loopDone <- s.loop.Run(bctx) }()
+	} else {
+		loopDone <- nil
+	}
 
 	hs := &http.Server{
 		Handler:           s.handler,
@@ -138,9 +161,12 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	if serveErr == nil {
 		<-serveDone // http.ErrServerClosed after Shutdown
 	}
-	stopBroker()
+	stopBackground()
 	if berr := <-brokerDone; berr != nil {
 		err = errors.Join(err, fmt.Errorf("hub: broker: %w", berr))
+	}
+	if lerr := <-loopDone; lerr != nil {
+		err = errors.Join(err, fmt.Errorf("hub: %w", lerr))
 	}
 	return errors.Join(serveErr, err)
 }
@@ -178,9 +204,9 @@ func (s *Server) shutdown(hs *http.Server) error {
 	return err
 }
 
-// serveWS upgrades an HTTP request and hands the connection to a new
-// goroutine, so that the handler's grown stack is not kept for the life of
-// the connection.
+// serveWS upgrades an HTTP request and hands the connection to the event
+// loop, or to a new goroutine (so that the handler's grown stack is not kept
+// for the life of the connection).
 func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 	if !s.track() {
 		writeError(w, http.StatusServiceUnavailable, protocol.Errorf(protocol.CodeInternal, "hub is shutting down"))
@@ -191,15 +217,35 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 		s.conns.Done()
 		return // upgradeError has answered
 	}
-	remote := r.RemoteAddr
-	go func() {
-		defer s.conns.Done()
-		s.runClient(ws, remote)
-	}()
+	c := &client{
+		srv:    s,
+		info:   protocol.ClientInfo{Client: randomHex(8), User: "anon-" + randomHex(4)},
+		remote: r.RemoteAddr,
+		subs:   make(map[string]int),
+	}
+	c.ctx, c.cancel = context.WithCancel(context.Background())
+	if s.loop == nil {
+		go func() {
+			conn := newWSConn(ws, &s.cfg, s.log)
+			c.conn = conn
+			s.startClient(c)
+			conn.run(c)
+		}()
+		return
+	}
+	conn, err := s.loop.Attach(ws.NetConn())
+	if err != nil {
+		s.log.Warn("cannot serve connection", "remote", r.RemoteAddr, "err", err)
+		c.cancel()
+		s.conns.Done()
+		return
+	}
+	c.conn = conn
+	s.startClient(c)
+	conn.Start(c)
 }
 
-// track counts a new connection goroutine, unless the server is shutting
-// down.
+// track counts a new connection, unless the server is shutting down.
 func (s *Server) track() bool {
 	s.connsMu.Lock()
 	defer s.connsMu.Unlock()
@@ -210,43 +256,21 @@ func (s *Server) track() bool {
 	return true
 }
 
-// runClient registers a client and runs its connection until it ends.
-func (s *Server) runClient(ws *websocket.Conn, remote string) {
-	conn := newWSConn(ws, &s.cfg, s.log)
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	c := &client{
-		srv:  s,
-		conn: conn,
-		ctx:  ctx,
-		info: protocol.ClientInfo{Client: randomHex(8), User: "anon-" + randomHex(4)},
-		subs: make(map[string]int),
-	}
+// startClient registers c and queues its welcome push, or closes it when
+// the hub is full or shutting down. c's transport then runs it and calls
+// OnClose at the end.
+func (s *Server) startClient(c *client) {
 	switch err := s.reg.add(c); {
 	case errors.Is(err, errTooManyClients):
-		s.log.Warn("connection refused: limit reached", "remote", remote, "max_connections", s.cfg.MaxConnections)
-		conn.Close(protocol.Disconnect{Code: "policy", Reason: "connection limit reached; try again later", CloseStatus: 1013})
-		conn.run(func([]byte) {})
+		s.log.Warn("connection refused: limit reached", "remote", c.remote, "max_connections", s.cfg.MaxConnections)
+		c.conn.Close(protocol.Disconnect{Code: "policy", Reason: "connection limit reached; try again later", CloseStatus: 1013})
 		return
 	case err != nil:
-		conn.Close(protocol.DisconnectShutdown)
-		conn.run(func([]byte) {})
+		c.conn.Close(protocol.DisconnectShutdown)
 		return
 	}
-	s.log.Debug("client connected", "client", c.info.Client, "user", c.info.User, "remote", remote)
-	conn.Enqueue(protocol.AppendWelcome(nil, protocol.Welcome{Client: c.info.Client, User: c.info.User, Node: s.nodeID, Version: s.version}))
-
-	conn.run(c.handleFrame)
-
-	cancel()
-	for _, ch := range s.reg.remove(c) {
-		s.unsubscribeBroker(ch, c.info)
-	}
-	level, attrs := slog.LevelDebug, []any{"client", c.info.Client, "user", c.info.User, "remote", remote}
-	if d := conn.disconnect; d.Code != "" {
-		level, attrs = slog.LevelInfo, append(attrs, "code", d.Code, "reason", d.Reason)
-	}
-	s.log.Log(context.Background(), level, "client disconnected", attrs...)
+	s.log.Debug("client connected", "client", c.info.Client, "user", c.info.User, "remote", c.remote)
+	c.conn.Enqueue(protocol.AppendWelcome(nil, protocol.Welcome{Client: c.info.Client, User: c.info.User, Node: s.nodeID, Version: s.version}))
 }
 
 func (s *Server) upgradeError(w http.ResponseWriter, r *http.Request, status int, reason error) {

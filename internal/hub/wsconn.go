@@ -12,6 +12,7 @@ import (
 	"github.com/gorilla/websocket"
 
 	"github.com/netkit/netkit/internal/protocol"
+	"github.com/netkit/netkit/internal/wsloop"
 )
 
 // closeWait bounds the closing handshake: how long the hub waits for the
@@ -41,9 +42,10 @@ type wsConn struct {
 	pongTimeout  time.Duration
 	writeTimeout time.Duration
 
-	out       *outbox
-	batch     [][]byte    // owned by the writer
-	pingDue   atomic.Bool // set by pingTimer, cleared by the writer
+	out       *wsloop.Outbox
+	ready     chan struct{} // capacity 1: signalled when the queue becomes non-empty
+	batch     [][]byte      // owned by the writer
+	pingDue   atomic.Bool   // set by pingTimer, cleared by the writer
 	pingTimer *time.Timer
 
 	closeOnce  sync.Once
@@ -61,7 +63,8 @@ func newWSConn(ws *websocket.Conn, cfg *Config, log *slog.Logger) *wsConn {
 		pingInterval: cfg.PingInterval,
 		pongTimeout:  cfg.PongTimeout,
 		writeTimeout: cfg.WriteTimeout,
-		out:          newOutbox(cfg.QueueMessages, cfg.QueueBytes),
+		out:          wsloop.NewOutbox(cfg.QueueMessages, cfg.QueueBytes),
+		ready:        make(chan struct{}, 1),
 		closing:      make(chan struct{}),
 		readerDone:   make(chan struct{}),
 		writerDone:   make(chan struct{}),
@@ -72,15 +75,34 @@ func newWSConn(ws *websocket.Conn, cfg *Config, log *slog.Logger) *wsConn {
 
 // Enqueue implements transport.
 func (t *wsConn) Enqueue(b []byte) bool {
-	ok, start := t.out.push(b)
+	ok, start, first := t.out.Push(b)
 	if !ok {
 		t.Close(protocol.DisconnectSlowConsumer)
 		return false
+	}
+	if first {
+		t.signal()
 	}
 	if start {
 		go t.writeLoop()
 	}
 	return true
+}
+
+// wake makes sure a writer runs and looks at the connection's state.
+func (t *wsConn) wake() {
+	start := t.out.Activate()
+	t.signal()
+	if start {
+		go t.writeLoop()
+	}
+}
+
+func (t *wsConn) signal() {
+	select {
+	case t.ready <- struct{}{}:
+	default:
+	}
 }
 
 // Close implements transport. A zero Disconnect closes without a push or
@@ -94,9 +116,7 @@ func (t *wsConn) Close(d protocol.Disconnect) {
 			// then tries the push with a fresh deadline.
 			t.ws.NetConn().SetWriteDeadline(time.Now())
 		}
-		if t.out.wake() {
-			go t.writeLoop()
-		}
+		t.wake()
 	})
 }
 
@@ -117,16 +137,25 @@ func (t *wsConn) isClosing() bool {
 
 func (t *wsConn) pingTick() {
 	t.pingDue.Store(true)
-	if t.out.wake() {
-		go t.writeLoop()
+	t.wake()
+}
+
+// Reason implements transport.
+func (t *wsConn) Reason() protocol.Disconnect {
+	select {
+	case <-t.closing:
+		return t.disconnect
+	default:
+		return protocol.Disconnect{}
 	}
 }
 
-// run reads frames and passes each text frame to onFrame until the
-// connection ends. It returns after the writer has finished, with the
-// socket closed.
-func (t *wsConn) run(onFrame func([]byte)) {
-	err := t.readLoop(onFrame)
+// run reads frames and passes each text frame to h until the connection
+// ends. It returns after the writer has finished, with the socket closed,
+// and h.OnClose has run.
+func (t *wsConn) run(h wsloop.Handler) {
+	defer h.OnClose()
+	err := t.readLoop(h.OnFrame)
 	if !t.isClosing() {
 		t.log.Debug("connection ended by peer", "err", err)
 	}
@@ -204,7 +233,7 @@ func (t *wsConn) writeLoop() {
 		case <-t.closing:
 			t.finish()
 			return
-		case <-t.out.ready:
+		case <-t.ready:
 			if err := t.service(); err != nil {
 				t.abort(err)
 			}
@@ -212,7 +241,7 @@ func (t *wsConn) writeLoop() {
 			// Park unless work arrived meanwhile; a Close or ping that
 			// raced with parking either started a new writer or finds
 			// this one still going.
-			if t.out.park() && (!t.pending() || !t.out.wake()) {
+			if t.out.Park() && (!t.pending() || !t.out.Activate()) {
 				return
 			}
 		}
@@ -236,7 +265,7 @@ func (t *wsConn) service() error {
 // writeQueued writes everything queued as one frame of "\n"-separated
 // objects.
 func (t *wsConn) writeQueued() error {
-	t.batch = t.out.take(t.batch)
+	t.batch = t.out.Take(t.batch)
 	if len(t.batch) == 0 {
 		return nil
 	}

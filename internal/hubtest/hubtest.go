@@ -23,6 +23,11 @@ import (
 // APIKey is the API key of every test hub.
 const APIKey = "test-key"
 
+// Transport, when not empty, is the hub.transport of every hub that Start
+// runs. A test that runs other tests on both connection layers sets it; it
+// is not safe to change while tests run in parallel.
+var Transport string
+
 // Hub is a running in-process hub.
 type Hub struct {
 	Server  *hub.Server
@@ -41,6 +46,9 @@ func Start(tb testing.TB, edit func(*hub.Config)) *Hub {
 	cfg.Listen = "127.0.0.1:0"
 	cfg.APIKey = APIKey
 	cfg.NodeID = "test-node"
+	if Transport != "" {
+		cfg.Transport = Transport
+	}
 	if edit != nil {
 		edit(&cfg)
 	}

@@ -62,5 +62,6 @@ var (
 	DisconnectPolicy       = Disconnect{Code: "policy", Reason: "disconnected by policy", CloseStatus: ClosePolicy}
 	DisconnectKicked       = Disconnect{Code: "policy", Reason: "disconnected by the server API", CloseStatus: ClosePolicy}
 	DisconnectBadFrame     = Disconnect{Code: "bad_request", Reason: "binary frames are not supported; send text frames of JSON", CloseStatus: CloseInvalidData}
+	DisconnectProtocol     = Disconnect{Code: "bad_request", Reason: "websocket protocol error", CloseStatus: CloseProtocolError}
 	DisconnectBadUTF8      = Disconnect{Code: "bad_request", Reason: "text frame is not valid UTF-8", CloseStatus: CloseInvalidData}
 )

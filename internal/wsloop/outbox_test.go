@@ -1,4 +1,4 @@
-package hub
+package wsloop
 
 import (
 	"strings"
@@ -19,9 +19,9 @@ func TestOutboxLimits(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			o := newOutbox(tc.maxItems, tc.maxBytes)
+			o := NewOutbox(tc.maxItems, tc.maxBytes)
 			for i, n := range tc.pushes {
-				if got, _ := o.push([]byte(strings.Repeat("x", n))); got != tc.want[i] {
+				if got, _, _ := o.Push([]byte(strings.Repeat("x", n))); got != tc.want[i] {
 					t.Fatalf("push %d (%d bytes) = %v, want %v", i, n, got, tc.want[i])
 				}
 			}
@@ -29,53 +29,48 @@ func TestOutboxLimits(t *testing.T) {
 	}
 }
 
-func TestOutboxTakeEmptiesAndSignals(t *testing.T) {
-	o := newOutbox(2, 100)
-	o.push([]byte("a"))
-	o.push([]byte("b"))
-	select {
-	case <-o.ready:
-	default:
-		t.Fatal("no ready signal after the first push")
-	}
-	batch := o.take(nil)
+func TestOutboxTakeEmpties(t *testing.T) {
+	o := NewOutbox(2, 100)
+	o.Push([]byte("a"))
+	o.Push([]byte("b"))
+	batch := o.Take(nil)
 	if len(batch) != 2 || string(batch[0]) != "a" || string(batch[1]) != "b" {
 		t.Fatalf("take = %q, want [a b]", batch)
 	}
-	if ok, _ := o.push([]byte("c")); !ok {
+	if ok, _, _ := o.Push([]byte("c")); !ok {
 		t.Fatal("push after take was refused: take did not reset the limits")
 	}
-	if ok, _ := o.push([]byte("d")); !ok {
+	if ok, _, _ := o.Push([]byte("d")); !ok {
 		t.Fatal("push after take was refused: take did not reset the limits")
 	}
-	batch = o.take(batch)
+	batch = o.Take(batch)
 	if len(batch) != 2 || string(batch[0]) != "c" {
 		t.Fatalf("second take = %q, want [c d]", batch)
 	}
-	if got := o.take(batch); len(got) != 0 {
+	if got := o.Take(batch); len(got) != 0 {
 		t.Fatalf("take of an empty outbox = %q", got)
 	}
 }
 
 func TestOutboxWriterHandoff(t *testing.T) {
-	o := newOutbox(10, 100)
-	if _, start := o.push([]byte("a")); !start {
+	o := NewOutbox(10, 100)
+	if _, start, _ := o.Push([]byte("a")); !start {
 		t.Fatal("first push did not ask for a writer")
 	}
-	if _, start := o.push([]byte("b")); start {
+	if _, start, _ := o.Push([]byte("b")); start {
 		t.Fatal("second push asked for a second writer")
 	}
-	if o.park() {
+	if o.Park() {
 		t.Fatal("writer parked with items queued")
 	}
-	o.take(nil)
-	if !o.park() {
+	o.Take(nil)
+	if !o.Park() {
 		t.Fatal("writer could not park with nothing queued")
 	}
-	if !o.wake() {
+	if !o.Activate() {
 		t.Fatal("wake after park did not ask for a writer")
 	}
-	if o.wake() {
+	if o.Activate() {
 		t.Fatal("second wake asked for a second writer")
 	}
 }
