@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"sync"
@@ -35,12 +36,25 @@ func TestMain(m *testing.M) {
 }
 
 // runChildHub serves a hub on 127.0.0.1:0, prints its address, and stops
-// when stdin closes.
+// when stdin closes. NETKIT_BENCH_CPUPROFILE=FILE writes the hub's CPU
+// profile; NETKIT_BENCH_TRANSPORT picks hub.transport.
 func runChildHub() int {
+	if path := os.Getenv("NETKIT_BENCH_CPUPROFILE"); path != "" {
+		f, err := os.Create(path)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+		pprof.StartCPUProfile(f)
+		defer func() { pprof.StopCPUProfile(); f.Close() }()
+	}
 	cfg := hub.DefaultConfig()
 	cfg.APIKey = "bench"
 	cfg.JoinLeave = false
 	cfg.MaxConnections = 0
+	if t := os.Getenv("NETKIT_BENCH_TRANSPORT"); t != "" {
+		cfg.Transport = t
+	}
 	srv, err := hub.New(cfg, hub.Options{Version: "bench"})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)

@@ -44,7 +44,6 @@ type wsConn struct {
 
 	out       *wsloop.Outbox
 	ready     chan struct{} // capacity 1: signalled when the queue becomes non-empty
-	batch     [][]byte      // owned by the writer
 	pingDue   atomic.Bool   // set by pingTimer, cleared by the writer
 	pingTimer *time.Timer
 
@@ -242,6 +241,7 @@ func (t *wsConn) writeLoop() {
 			// raced with parking either started a new writer or finds
 			// this one still going.
 			if t.out.Park() && (!t.pending() || !t.out.Activate()) {
+				t.out.Shrink()
 				return
 			}
 		}
@@ -265,8 +265,8 @@ func (t *wsConn) service() error {
 // writeQueued writes everything queued as one frame of "\n"-separated
 // objects.
 func (t *wsConn) writeQueued() error {
-	t.batch = t.out.Take(t.batch)
-	if len(t.batch) == 0 {
+	batch := t.out.Take()
+	if len(batch) == 0 {
 		return nil
 	}
 	if err := t.ws.SetWriteDeadline(time.Now().Add(t.writeTimeout)); err != nil {
@@ -276,7 +276,8 @@ func (t *wsConn) writeQueued() error {
 	if err != nil {
 		return err
 	}
-	for i, b := range t.batch {
+	defer t.out.Recycle(batch)
+	for i, b := range batch {
 		if i > 0 {
 			w.Write(newline)
 		}

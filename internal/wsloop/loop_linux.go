@@ -150,6 +150,7 @@ type Conn struct {
 	pingDue       bool
 	lastRead      int64 // unix nanoseconds
 	lastPing      int64
+	lastWrite     int64
 	pendingSince  int64
 	closeDeadline int64
 }
@@ -222,7 +223,6 @@ type poller struct {
 	conns   map[int]*Conn
 	local   []*Conn // more connections to flush in this round
 	spare   []*Conn
-	batch   [][]byte
 	rbuf    []byte
 	wbuf    []byte
 	now     int64
@@ -398,10 +398,12 @@ func (p *poller) flush(c *Conn) {
 		buf = appendHeader(buf, opPing, 0)
 		c.pingDue = false
 	}
-	p.batch = c.out.Take(p.batch)
-	buf = appendObjects(buf, p.batch)
+	batch := c.out.Take()
+	buf = appendObjects(buf, batch)
+	c.out.Recycle(batch)
 	p.wbuf = buf
 	if len(buf) > 0 {
+		c.lastWrite = p.now
 		p.write(c, buf)
 	}
 	if !c.closed && !c.out.Park() {
@@ -437,8 +439,7 @@ func (p *poller) startClose(c *Conn, d protocol.Disconnect) {
 	}
 	c.closing = true
 	c.closeDeadline = p.now + int64(closeWait)
-	p.batch = c.out.Take(p.batch)
-	objects := p.batch
+	objects := c.out.Take()
 	if d == protocol.DisconnectSlowConsumer || c.pending != nil {
 		objects = objects[:0]
 	}
@@ -654,6 +655,8 @@ func (p *poller) sweep() {
 			c.lastPing = p.now
 			c.pingDue = true
 			p.local = append(p.local, c)
+		case p.now-c.lastWrite > int64(sweepEvery):
+			c.out.Shrink() // idle: keep no queue memory
 		}
 	}
 }
@@ -670,7 +673,7 @@ func (p *poller) closeConn(c *Conn) {
 	}
 	unix.Close(c.fd)
 	c.in, c.msg, c.ctrl, c.pending = nil, nil, nil, nil
-	c.out.Take(nil)
+	c.out.Take()
 	c.h.OnClose()
 }
 

@@ -14,6 +14,8 @@ type Outbox struct {
 	items  [][]byte // guarded by mu
 	size   int64    // bytes in items; guarded by mu
 	active bool     // a consumer runs or is scheduled; guarded by mu
+	spare  [][]byte // an empty slice to install at the next Take; guarded by mu
+	hint   int      // size of the last batch taken; guarded by mu
 }
 
 // NewOutbox returns an empty outbox that holds at most maxItems objects
@@ -33,6 +35,10 @@ func (o *Outbox) Push(b []byte) (ok, activate, first bool) {
 		return false, false, false
 	}
 	first = len(o.items) == 0
+	if o.items == nil {
+		// One allocation per batch: as large as the last one was.
+		o.items = make([][]byte, 0, min(max(o.hint, 4), o.maxItems))
+	}
 	o.items = append(o.items, b)
 	o.size += int64(len(b))
 	activate = !o.active
@@ -50,20 +56,38 @@ func (o *Outbox) Activate() bool {
 	return !was
 }
 
-// Take moves everything queued into spare (whose contents it discards)
-// and returns it. The caller passes a returned slice back as spare later,
-// so that slices are reused.
-func (o *Outbox) Take(spare [][]byte) [][]byte {
-	clear(spare)
-	if cap(spare) > 64 { // a burst is over: don't keep its memory
-		spare = nil
-	}
+// Take returns everything queued and leaves the queue empty. The caller
+// hands the batch back with Recycle once written, so that a busy
+// connection allocates no queue memory.
+func (o *Outbox) Take() [][]byte {
 	o.mu.Lock()
 	batch := o.items
-	o.items = spare[:0]
+	o.items, o.spare = o.spare, nil
 	o.size = 0
+	o.hint = len(batch)
 	o.mu.Unlock()
 	return batch
+}
+
+// Recycle takes back a batch that Take returned, for reuse.
+func (o *Outbox) Recycle(batch [][]byte) {
+	if cap(batch) == 0 {
+		return
+	}
+	clear(batch)
+	o.mu.Lock()
+	o.spare = batch[:0]
+	o.mu.Unlock()
+}
+
+// Shrink drops the queue's memory if nothing is queued: an idle
+// connection then holds none.
+func (o *Outbox) Shrink() {
+	o.mu.Lock()
+	if len(o.items) == 0 {
+		o.items, o.spare = nil, nil
+	}
+	o.mu.Unlock()
 }
 
 // Park lets the consumer go idle: it reports true, and the consumer is

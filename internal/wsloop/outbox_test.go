@@ -33,7 +33,7 @@ func TestOutboxTakeEmpties(t *testing.T) {
 	o := NewOutbox(2, 100)
 	o.Push([]byte("a"))
 	o.Push([]byte("b"))
-	batch := o.Take(nil)
+	batch := o.Take()
 	if len(batch) != 2 || string(batch[0]) != "a" || string(batch[1]) != "b" {
 		t.Fatalf("take = %q, want [a b]", batch)
 	}
@@ -43,11 +43,11 @@ func TestOutboxTakeEmpties(t *testing.T) {
 	if ok, _, _ := o.Push([]byte("d")); !ok {
 		t.Fatal("push after take was refused: take did not reset the limits")
 	}
-	batch = o.Take(batch)
+	batch = o.Take()
 	if len(batch) != 2 || string(batch[0]) != "c" {
 		t.Fatalf("second take = %q, want [c d]", batch)
 	}
-	if got := o.Take(batch); len(got) != 0 {
+	if got := o.Take(); len(got) != 0 {
 		t.Fatalf("take of an empty outbox = %q", got)
 	}
 }
@@ -63,7 +63,7 @@ func TestOutboxWriterHandoff(t *testing.T) {
 	if o.Park() {
 		t.Fatal("writer parked with items queued")
 	}
-	o.Take(nil)
+	o.Take()
 	if !o.Park() {
 		t.Fatal("writer could not park with nothing queued")
 	}
