@@ -67,6 +67,7 @@ Exit status: 0 on success, 1 when a command fails (bad settings included),
 2 for an unknown command or flag.`,
 		Example: `  netkit hub
   netkit hub --help
+  netkit bench hub fanout --url ws://127.0.0.1:9999/ws
   netkit version`,
 		// Only reached without a subcommand: show the help, or reject an
 		// unknown command.
@@ -94,6 +95,7 @@ Exit status: 0 on success, 1 when a command fails (bad settings included),
 	})
 	root.AddCommand(
 		newHubCmd(env, runHub),
+		newBenchCmd(env, nil),
 		newVersionCmd(),
 	)
 	return root

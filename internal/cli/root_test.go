@@ -66,6 +66,11 @@ func TestHelp(t *testing.T) {
 		{"hub short flag", []string{"hub", "-h"}, "help-hub.txt"},
 		{"help hub", []string{"help", "hub"}, "help-hub.txt"},
 		{"version", []string{"version", "--help"}, "help-version.txt"},
+		{"bench", []string{"bench", "--help"}, "help-bench.txt"},
+		{"bench hub", []string{"bench", "hub", "--help"}, "help-bench-hub.txt"},
+		{"bench hub fanout", []string{"bench", "hub", "fanout", "--help"}, "help-bench-hub-fanout.txt"},
+		{"bench hub idle", []string{"bench", "hub", "idle", "--help"}, "help-bench-hub-idle.txt"},
+		{"bench hub echo", []string{"bench", "hub", "echo", "--help"}, "help-bench-hub-echo.txt"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -160,22 +160,6 @@ func keys(m map[string]any) []string {
 	return out
 }
 
-// waitFor polls f until it returns nil, for state that sends no signal.
-func waitFor(t *testing.T, d time.Duration, f func() error) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for {
-		err := f()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("after %s: %v", d, err)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
 // pump reads a client's objects in a goroutine until its connection ends:
 // objs gets each object and is closed at the end, done then gets the read
 // error. Nothing else may read the client meanwhile.

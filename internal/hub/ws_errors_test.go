@@ -186,7 +186,7 @@ func TestMaxConnections(t *testing.T) {
 	expectDisconnect(t, third, "policy", websocket.CloseTryAgainLater)
 
 	a.Conn.Close()
-	waitFor(t, 5*time.Second, func() error {
+	hubtest.WaitFor(t, 5*time.Second, func() error {
 		if n := connections(t, h); n != 1 {
 			return fmt.Errorf("connections = %d, want 1", n)
 		}

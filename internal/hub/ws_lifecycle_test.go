@@ -60,7 +60,7 @@ func TestSlowConsumer(t *testing.T) {
 		publishRound()
 	}
 	// Nothing tells the test when the hub has dropped it: poll.
-	waitFor(t, 5*time.Second, func() error {
+	hubtest.WaitFor(t, 5*time.Second, func() error {
 		if n := connections(t, h); n != 2 {
 			return fmt.Errorf("connections = %d, want 2: the slow consumer is still connected", n)
 		}
@@ -158,7 +158,7 @@ func TestDeadPeer(t *testing.T) {
 
 	// The live client, which answers pings, outlives several deadlines.
 	since := pings.Load()
-	waitFor(t, 10*time.Second, func() error {
+	hubtest.WaitFor(t, 10*time.Second, func() error {
 		if n := pings.Load() - since; n < 5 {
 			return fmt.Errorf("live client got %d pings since the dead peer left, want 5", n)
 		}
@@ -312,7 +312,7 @@ func TestGoroutinesReturn(t *testing.T) {
 		<-p.done
 	}
 	http.DefaultClient.CloseIdleConnections()
-	waitFor(t, 5*time.Second, func() error {
+	hubtest.WaitFor(t, 5*time.Second, func() error {
 		if n := runtime.NumGoroutine(); n > base {
 			return fmt.Errorf("%d goroutines, %d before the hub started:\n%s", n, base, stacks())
 		}

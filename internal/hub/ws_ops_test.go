@@ -296,7 +296,7 @@ func TestJoinLeave(t *testing.T) {
 				expectPushes(t, watcher, true, "leave", b)
 				return
 			}
-			waitFor(t, 5*time.Second, func() error {
+			hubtest.WaitFor(t, 5*time.Second, func() error {
 				if n := presenceCount(t, h, "room"); n != 1 {
 					return fmt.Errorf("presence lists %d clients, want 1", n)
 				}

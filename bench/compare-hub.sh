@@ -1,0 +1,147 @@
+#!/usr/bin/env bash
+# Runs the netkit hub and Centrifugo v6.9.1 on this machine, one after the
+# other, through the same load generator, and prints a Markdown table of
+# their figures and ratios:
+#
+#   fanout1k  fanout to 1,000 subscribers, 100-byte messages, max rate, window 100
+#   fanout5k  the same to 5,000 subscribers
+#   idle10k   10,000 idle connections, one channel each (server RSS per connection)
+#   echo      one client's publish to its own delivery, one at a time
+#
+# Each run starts its server fresh and passes its pid as --server-pid, so
+# CPU time and memory come from /proc. Runs alternate between the servers,
+# and which goes first alternates between repetitions.
+#
+#   bench/compare-hub.sh            # 3 repetitions, 10 s per run (about 10 minutes)
+#   bench/compare-hub.sh --quick    # 1 repetition, 3 s per run (about 2 minutes)
+#   bench/compare-hub.sh --runs 5
+#
+# Environment: OUT, the directory for reports and logs (default: a new one
+# under /tmp); NETKIT_BIN, a netkit binary to use instead of building one;
+# CENTRIFUGO_BIN, a Centrifugo binary (default: centrifugo on PATH, else
+# installed with "go install github.com/centrifugal/centrifugo/v6@v6.9.1").
+# Needs ports 9999 (netkit) and 8000 (Centrifugo) free on 127.0.0.1.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+runs=3 dur=10s hold=10s
+while [ $# -gt 0 ]; do
+	case $1 in
+	--quick) runs=1 dur=3s hold=2s ;;
+	--runs) runs=$2; shift ;;
+	-h | --help) sed -n '2,/^set -e/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
+	*) echo "compare-hub.sh: unknown argument $1 (see --help)" >&2; exit 2 ;;
+	esac
+	shift
+done
+
+OUT=${OUT:-$(mktemp -d /tmp/netkit-compare.XXXXXX)}
+mkdir -p "$OUT"
+bin=${XDG_CACHE_HOME:-$HOME/.cache}/netkit-bench/bin
+mkdir -p "$bin"
+
+die() { echo "compare-hub.sh: $*" >&2; exit 1; }
+
+# --- binaries ---
+netkit=${NETKIT_BIN:-}
+if [ -z "$netkit" ]; then
+	echo "building netkit ..." >&2
+	go build -o "$bin/netkit" ./cmd/netkit
+	netkit=$bin/netkit
+fi
+"$netkit" bench hub --help >/dev/null 2>&1 ||
+	die "$netkit has no 'bench hub' command (newBenchCmd is not wired into internal/cli/root.go)"
+echo "building the Centrifugo adapter ..." >&2
+go build -o "$bin/centrifugo-bench" ./bench/centrifugo
+go build -o "$bin/compare" ./bench/compare
+centrifugo=${CENTRIFUGO_BIN:-$(command -v centrifugo || true)}
+if [ -z "$centrifugo" ]; then
+	centrifugo=$bin/centrifugo
+	if [ ! -x "$centrifugo" ]; then
+		echo "installing Centrifugo v6.9.1 (a few minutes) ..." >&2
+		GOBIN=$bin go install github.com/centrifugal/centrifugo/v6@v6.9.1
+	fi
+fi
+
+# --- servers ---
+port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+wait_port() {
+	for _ in $(seq 100); do port_open "$1" && return 0; sleep 0.1; done
+	die "nothing listens on 127.0.0.1:$1 after 10 s (see $OUT/*.log)"
+}
+for port in 9999 8000; do
+	! port_open $port || die "127.0.0.1:$port is in use; stop what listens there"
+done
+
+server_pid=
+start_server() { # netkit | centrifugo
+	case $1 in
+	netkit)
+		"$netkit" hub --listen 127.0.0.1:9999 --api-key bench --log-level warn >>"$OUT/netkit.log" 2>&1 &
+		server_pid=$!
+		wait_port 9999 ;;
+	centrifugo)
+		"$centrifugo" -c bench/centrifugo/config.json >>"$OUT/centrifugo.log" 2>&1 &
+		server_pid=$!
+		wait_port 8000 ;;
+	esac
+}
+stop_server() {
+	kill -TERM "$server_pid" 2>/dev/null || true
+	wait "$server_pid" 2>/dev/null || true
+	server_pid=
+}
+trap 'if [ -n "$server_pid" ]; then kill -KILL "$server_pid" 2>/dev/null || true; fi' EXIT
+
+# generate SERVER CASE RUN: one run of the load generator, its report in
+# $OUT/SERVER-CASE-RUN.json.
+generate() {
+	local server=$1 case=$2 run=$3 args
+	case $case in
+	fanout1k) args=(fanout --subscribers 1000 --duration "$dur") ;;
+	fanout5k) args=(fanout --subscribers 5000 --duration "$dur") ;;
+	idle10k) args=(idle --connections 10000 --duration "$hold" --source-ips 127.0.0.2-127.0.0.9) ;;
+	echo) args=(echo --duration "$dur") ;;
+	esac
+	local name=$server-$case-$run
+	echo "run $run/$runs: $case on $server" >&2
+	start_server "$server"
+	local rc=0
+	if [ "$server" = netkit ]; then
+		"$netkit" bench hub "${args[@]}" --url ws://127.0.0.1:9999/ws \
+			--api http://127.0.0.1:9999 --api-key bench \
+			--server-pid "$server_pid" --json >"$OUT/$name.json" 2>"$OUT/$name.err" || rc=$?
+	else
+		"$bin/centrifugo-bench" "${args[@]}" --url ws://127.0.0.1:8000/connection/websocket \
+			--server-pid "$server_pid" --json >"$OUT/$name.json" 2>"$OUT/$name.err" || rc=$?
+	fi
+	stop_server
+	if [ $rc -ne 0 ]; then
+		echo "  failed (exit $rc): $(tail -1 "$OUT/$name.err")" >&2
+		[ -s "$OUT/$name.json" ] || rm -f "$OUT/$name.json"
+	fi
+	sleep 1
+}
+
+{
+	echo "date: $(date -u +%Y-%m-%dT%H:%M:%SZ)"
+	echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), Linux $(uname -r)"
+	echo "go: $(go version | cut -d' ' -f3-)"
+	echo "netkit: $("$netkit" version)"
+	echo "centrifugo: $("$centrifugo" version) (go install github.com/centrifugal/centrifugo/v6@v6.9.1 reports v0.0.0), config bench/centrifugo/config.json"
+	echo "runs: $runs, $dur per run (idle: held $hold), client and servers on the same machine"
+} | tee "$OUT/machine.txt" >&2
+
+for run in $(seq "$runs"); do
+	order="netkit centrifugo"
+	[ $((run % 2)) -eq 1 ] || order="centrifugo netkit"
+	for case in fanout1k fanout5k idle10k echo; do
+		for server in $order; do
+			generate "$server" "$case" "$run"
+		done
+	done
+done
+
+echo >&2
+echo "reports and logs: $OUT" >&2
+"$bin/compare" "$OUT" | tee "$OUT/table.md"

@@ -1,0 +1,317 @@
+package bench_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/http"
+	"net/netip"
+	"os"
+	"runtime"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
+
+	"github.com/netkit/netkit/internal/bench"
+	"github.com/netkit/netkit/internal/hub"
+	"github.com/netkit/netkit/internal/hubtest"
+)
+
+// config returns a Config for the test hub h, reporting on this process
+// (the hub runs in it) and on the hub's /api/info.
+func config(h *hubtest.Hub) bench.Config {
+	cfg := bench.DefaultConfig()
+	cfg.URL = h.URL
+	cfg.API = h.HTTPURL
+	cfg.APIKey = hubtest.APIKey
+	cfg.ServerPID = os.Getpid()
+	cfg.Timeout = 5 * time.Second
+	return cfg
+}
+
+func run(t *testing.T, cfg bench.Config, sc bench.Scenario) *bench.Report {
+	t.Helper()
+	rep, err := bench.Run(context.Background(), cfg, sc)
+	if err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	if len(rep.Warnings) > 0 {
+		t.Errorf("warnings: %q", rep.Warnings)
+	}
+	return rep
+}
+
+// checkGoroutines fails the test if goroutines started during it are still
+// running at its end (after its other cleanups).
+func checkGoroutines(t *testing.T) {
+	before := runtime.NumGoroutine()
+	t.Cleanup(func() {
+		hubtest.WaitFor(t, 5*time.Second, func() error {
+			if n := runtime.NumGoroutine(); n > before {
+				return fmt.Errorf("%d goroutines, want at most %d as before the test", n, before)
+			}
+			return nil
+		})
+	})
+}
+
+func TestFanout(t *testing.T) {
+	checkGoroutines(t)
+	h := hubtest.Start(t, nil) // join/leave on: subscribers see join pushes too
+	cfg := config(h)
+	fc := bench.DefaultFanout()
+	fc.Subscribers, fc.Publishers, fc.Window, fc.Duration = 20, 2, 10, 300*time.Millisecond
+	rep := run(t, cfg, &fc)
+
+	if rep.Connect.Opened != 22 || rep.Connect.Errors != 0 || rep.Connect.Dropped != 0 {
+		t.Errorf("connect = %+v, want 22 opened, no errors or drops", rep.Connect)
+	}
+	if rep.Published == 0 || rep.PublishErrors != 0 {
+		t.Fatalf("published %d with %d errors, want some and none", rep.Published, rep.PublishErrors)
+	}
+	if want := rep.Published * 20; rep.Delivered != want {
+		t.Errorf("delivered = %d, want published × subscribers = %d", rep.Delivered, want)
+	}
+	l := rep.Loss
+	if l == nil || l.Lost != 0 || l.Duplicates != 0 || l.Reordered != 0 || l.Foreign != 0 || l.Expected != rep.Delivered {
+		t.Errorf("loss = %+v, want none of %d", l, rep.Delivered)
+	}
+	if lat := rep.Latency; lat == nil || lat.Count != rep.Delivered || lat.P50 <= 0 || lat.P99 < lat.P50 || lat.Max < lat.P99 {
+		t.Errorf("latency = %+v, want %d ordered positive samples", lat, rep.Delivered)
+	}
+	if rep.PublishedPerSec <= 0 || rep.DeliveredPerSec <= 0 || rep.Elapsed < 0.3 {
+		t.Errorf("rates %v/s, %v/s over %vs", rep.PublishedPerSec, rep.DeliveredPerSec, rep.Elapsed)
+	}
+	if s := rep.ServerProc; s == nil || s.RSSAfter <= 0 || s.Connections != 22 || s.CPUPerMillion <= 0 {
+		t.Errorf("server process = %+v, want RSS, CPU and 22 connections", s)
+	}
+	if i := rep.Info; i == nil || i.Connections != 22 || i.Subscriptions != 20 {
+		t.Errorf("hub info = %+v, want 22 connections, 20 subscriptions", i)
+	}
+	var text strings.Builder
+	if err := rep.WriteText(&text); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"fanout", "loss         none", "latency      p50"} {
+		if !strings.Contains(text.String(), want) {
+			t.Errorf("text report lacks %q:\n%s", want, text.String())
+		}
+	}
+}
+
+func TestFanoutRate(t *testing.T) {
+	h := hubtest.Start(t, nil)
+	fc := bench.DefaultFanout()
+	fc.Subscribers, fc.Publishers, fc.Rate, fc.Duration = 3, 2, 200, 500*time.Millisecond
+	rep := run(t, config(h), &fc)
+	// 200/s for 0.5 s: 100, give or take the first and last tick.
+	if rep.Published < 90 || rep.Published > 102 {
+		t.Errorf("published %d at 200/s in 0.5s, want about 100", rep.Published)
+	}
+	if rep.Delivered != rep.Published*3 || rep.Loss.Lost != 0 {
+		t.Errorf("delivered %d, lost %d; want %d, 0", rep.Delivered, rep.Loss.Lost, rep.Published*3)
+	}
+}
+
+func TestIdle(t *testing.T) {
+	checkGoroutines(t)
+	h := hubtest.Start(t, nil)
+	cfg := config(h)
+	// Dial from two loopback addresses in turn.
+	cfg.SourceIPs = []netip.Addr{netip.MustParseAddr("127.0.0.2"), netip.MustParseAddr("127.0.0.3")}
+	ic := bench.DefaultIdle()
+	ic.Connections, ic.Duration = 50, 50*time.Millisecond
+	rep := run(t, cfg, &ic)
+	if c := rep.Connect; c.Opened != 50 || c.Errors != 0 || c.Dropped != 0 || c.Seconds <= 0 {
+		t.Errorf("connect = %+v, want 50 opened, no errors or drops", c)
+	}
+	if i := rep.Info; i == nil || i.Connections != 50 || i.Subscriptions != 50 || i.Goroutines == 0 || i.HeapBytes == 0 {
+		t.Errorf("hub info = %+v, want 50 connections on 50 channels", i)
+	}
+	if s := rep.ServerProc; s == nil || s.Connections != 50 {
+		t.Errorf("server process = %+v, want 50 connections", s)
+	}
+	if rep.Client.FDLimit == 0 || rep.Client.SourceIPs != 2 {
+		t.Errorf("client = %+v, want a descriptor limit and 2 source addresses", rep.Client)
+	}
+}
+
+func TestIdleConnectErrors(t *testing.T) {
+	h := hubtest.Start(t, func(c *hub.Config) { c.MaxConnections = 10 })
+	cfg := config(h)
+	cfg.ServerPID, cfg.API = 0, ""
+	ic := bench.DefaultIdle()
+	ic.Connections, ic.Duration = 15, 0
+	rep := run(t, cfg, &ic)
+	if c := rep.Connect; c.Opened != 10 || c.Errors != 5 || !strings.Contains(c.FirstError, "policy") {
+		t.Errorf("connect = %+v, want 10 opened and 5 refused for policy", c)
+	}
+}
+
+func TestEcho(t *testing.T) {
+	checkGoroutines(t)
+	h := hubtest.Start(t, nil)
+	ec := bench.DefaultEcho()
+	ec.Count = 50
+	rep := run(t, config(h), &ec)
+	if rep.Published != 50 || rep.Delivered != 50 || rep.Loss.Lost != 0 || rep.Loss.Duplicates != 0 {
+		t.Errorf("published %d, delivered %d, loss %+v; want 50, 50, none", rep.Published, rep.Delivered, rep.Loss)
+	}
+	if lat := rep.Latency; lat.Count != 50 || lat.P50 <= 0 || lat.P99 < lat.P50 {
+		t.Errorf("latency = %+v, want 50 positive samples", lat)
+	}
+}
+
+func TestTooManyDescriptors(t *testing.T) {
+	ic := bench.DefaultIdle()
+	ic.Connections = 10_000_000
+	_, err := bench.Run(context.Background(), bench.DefaultConfig(), &ic)
+	if err == nil || !strings.Contains(err.Error(), "file descriptors") {
+		t.Fatalf("Run = %v, want an error about file descriptors", err)
+	}
+}
+
+func TestInvalidSettings(t *testing.T) {
+	fc := bench.DefaultFanout()
+	fc.Size, fc.Window, fc.Channel = 10, 0, `a"b`
+	cfg := bench.DefaultConfig()
+	cfg.URL = "http://x"
+	_, err := bench.Run(context.Background(), cfg, &fc)
+	if err == nil {
+		t.Fatal("Run accepted invalid settings")
+	}
+	for _, want := range []string{"url:", "size:", "window:", "channel:"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q does not name %s", err, want)
+		}
+	}
+}
+
+// TestFanoutReportsLoss runs fanout against a fake hub that drops one
+// message for one subscriber and delivers another twice to another
+// subscriber: both must show in the report.
+func TestFanoutReportsLoss(t *testing.T) {
+	url := startLossyHub(t)
+	cfg := bench.DefaultConfig()
+	cfg.URL = url
+	fc := bench.DefaultFanout()
+	fc.Subscribers, fc.Rate, fc.Duration, fc.Drain = 3, 100, 200*time.Millisecond, 200*time.Millisecond
+	rep, err := bench.Run(context.Background(), cfg, &fc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Published < 5 {
+		t.Fatalf("published %d, want at least 5", rep.Published)
+	}
+	l := rep.Loss
+	if l.Lost != 1 || l.SubscribersWithLoss != 1 || l.Duplicates != 1 || l.SubscribersWithDuplicates != 1 {
+		t.Errorf("loss = %+v, want 1 lost and 1 duplicate, 1 subscriber each", l)
+	}
+	var text strings.Builder
+	rep.WriteText(&text)
+	if !strings.Contains(text.String(), "LOSS         1 of") {
+		t.Errorf("text report hides the loss:\n%s", text.String())
+	}
+}
+
+// startLossyHub serves a fake netkit hub with one channel: the first
+// subscriber never gets message 3, the second gets message 4 twice.
+func startLossyHub(t *testing.T) string {
+	t.Helper()
+	var (
+		mu   sync.Mutex
+		subs []*fakeConn // guarded by mu
+	)
+	up := websocket.Upgrader{}
+	handler := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ws, err := up.Upgrade(w, r, nil)
+		if err != nil {
+			return
+		}
+		c := &fakeConn{ws: ws}
+		defer ws.Close()
+		c.send(`{"push":"welcome","client":"c","user":"u","node":"n","version":"v"}`)
+		for {
+			_, msg, err := ws.ReadMessage()
+			if err != nil {
+				return
+			}
+			var cmd struct {
+				ID   int             `json:"id"`
+				Op   string          `json:"op"`
+				Data json.RawMessage `json:"data"`
+			}
+			json.Unmarshal(msg, &cmd)
+			switch cmd.Op {
+			case "subscribe":
+				mu.Lock()
+				subs = append(subs, c)
+				mu.Unlock()
+				c.send(fmt.Sprintf(`{"id":%d,"result":{"channel":"bench","offset":0,"epoch":"e"}}`, cmd.ID))
+			case "publish":
+				var d struct{ Seq int }
+				json.Unmarshal(cmd.Data, &d)
+				push := `{"push":"message","channel":"bench","offset":1,"from":"u","data":` + string(cmd.Data) + `}`
+				mu.Lock()
+				for i, s := range subs {
+					switch {
+					case i == 0 && d.Seq == 3:
+					case i == 1 && d.Seq == 4:
+						s.send(push + "\n" + push)
+					default:
+						s.send(push)
+					}
+				}
+				mu.Unlock()
+				c.send(fmt.Sprintf(`{"id":%d,"result":{"offset":1}}`, cmd.ID))
+			}
+		}
+	})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: handler}
+	go srv.Serve(ln)
+	t.Cleanup(func() { srv.Close() })
+	return "ws://" + ln.Addr().String() + "/ws"
+}
+
+type fakeConn struct {
+	mu sync.Mutex
+	ws *websocket.Conn
+}
+
+func (c *fakeConn) send(s string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.ws.WriteMessage(websocket.TextMessage, []byte(s))
+}
+
+// TestFanoutInterrupted cancels a long run: the report covers what was
+// published, after waiting for the messages in flight.
+func TestFanoutInterrupted(t *testing.T) {
+	h := hubtest.Start(t, nil)
+	fc := bench.DefaultFanout()
+	fc.Subscribers, fc.Duration = 5, time.Minute
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	rep, err := bench.Run(ctx, config(h), &fc)
+	if err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Errorf("Run took %v after the interrupt", d)
+	}
+	if rep.Published == 0 || rep.Delivered != rep.Published*5 || rep.Loss.Lost != 0 {
+		t.Errorf("published %d, delivered %d, lost %d; want all delivered", rep.Published, rep.Delivered, rep.Loss.Lost)
+	}
+	if len(rep.Warnings) != 1 || !strings.Contains(rep.Warnings[0], "interrupted") {
+		t.Errorf("warnings = %q, want one saying it was interrupted", rep.Warnings)
+	}
+}

@@ -1,0 +1,307 @@
+package bench
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/netip"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/gorilla/websocket"
+)
+
+// Command ids the generator uses on every connection. Publishes are
+// numbered from firstPublishID by sequence number.
+const (
+	idHello        = 1
+	idSubscribe    = 2
+	firstPublishID = 3
+)
+
+// dialer opens WebSocket connections, each from the next source address.
+type dialer struct {
+	ws      websocket.Dialer
+	url     string
+	dialect Dialect
+	timeout time.Duration // for connecting, the handshake and subscribing
+}
+
+func newDialer(cfg *Config) *dialer {
+	var next atomic.Uint64
+	src := cfg.SourceIPs
+	d := &dialer{url: cfg.URL, dialect: cfg.Dialect, timeout: cfg.Timeout}
+	d.ws = websocket.Dialer{
+		HandshakeTimeout: cfg.Timeout,
+		ReadBufferSize:   4096,
+		WriteBufferSize:  1024,
+		// Idle connections hold no write buffer.
+		WriteBufferPool: &sync.Pool{},
+		NetDialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+			var nd net.Dialer
+			if len(src) > 0 {
+				ip := src[(next.Add(1)-1)%uint64(len(src))]
+				nd.LocalAddr = &net.TCPAddr{IP: ip.AsSlice()}
+			}
+			return nd.DialContext(ctx, network, addr)
+		},
+	}
+	return d
+}
+
+// dial opens a connection and waits until the server has accepted it.
+func (d *dialer) dial(ctx context.Context) (*conn, error) {
+	ctx, cancel := context.WithTimeout(ctx, d.timeout)
+	defer cancel()
+	ws, _, err := d.ws.DialContext(ctx, d.url, nil)
+	if err != nil {
+		return nil, err
+	}
+	c := &conn{ws: ws, dialect: d.dialect, rbuf: make([]byte, 0, 4096)}
+	stop := context.AfterFunc(ctx, func() { ws.SetReadDeadline(time.Now()) })
+	defer stop()
+	if err := c.handshake(); err != nil {
+		ws.Close()
+		if ctx.Err() != nil {
+			err = fmt.Errorf("%w (after %v)", ctx.Err(), d.timeout)
+		}
+		return nil, err
+	}
+	return c, nil
+}
+
+// dialSubscribed opens a connection and subscribes it to channel.
+func (d *dialer) dialSubscribed(ctx context.Context, channel string) (*conn, error) {
+	c, err := d.dial(ctx)
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithTimeout(ctx, d.timeout)
+	defer cancel()
+	stop := context.AfterFunc(ctx, func() { c.ws.SetReadDeadline(time.Now()) })
+	defer stop()
+	if err := c.subscribe(channel); err != nil {
+		c.ws.Close()
+		if ctx.Err() != nil {
+			err = fmt.Errorf("subscribe: %w (after %v)", ctx.Err(), d.timeout)
+		}
+		return nil, err
+	}
+	return c, nil
+}
+
+// conn is one WebSocket connection to the server. Its reader (one
+// goroutine at a time) calls readEvents; any goroutine may write.
+type conn struct {
+	ws      *websocket.Conn
+	dialect Dialect
+	rbuf    []byte  // the last frame; owned by the reader
+	events  []Event // the last frame's events; owned by the reader
+	pong    []byte  // owned by the reader
+	wmu     sync.Mutex
+}
+
+// errDisconnected is a disconnect push from the server.
+var errDisconnected = errors.New("disconnected by the server")
+
+func (c *conn) handshake() error {
+	if hello := c.dialect.Hello(nil, idHello); len(hello) > 0 {
+		if err := c.write(hello); err != nil {
+			return err
+		}
+	}
+	for {
+		evs, err := c.readEvents()
+		if err != nil {
+			return err
+		}
+		for _, ev := range evs {
+			switch ev.Kind {
+			case EventReady:
+				return nil
+			case EventError, EventDisconnect:
+				return fmt.Errorf("connect: %s", ev.Text)
+			}
+		}
+	}
+}
+
+func (c *conn) subscribe(channel string) error {
+	if err := c.write(c.dialect.Subscribe(nil, idSubscribe, channel)); err != nil {
+		return fmt.Errorf("subscribe: %w", err)
+	}
+	for {
+		evs, err := c.readEvents()
+		if err != nil {
+			return fmt.Errorf("subscribe: %w", err)
+		}
+		for _, ev := range evs {
+			switch {
+			case ev.Kind == EventReply && ev.ID == idSubscribe:
+				return nil
+			case ev.Kind == EventError && ev.ID == idSubscribe:
+				return fmt.Errorf("subscribe: %s", ev.Text)
+			case ev.Kind == EventDisconnect:
+				return fmt.Errorf("subscribe: %w: %s", errDisconnected, ev.Text)
+			}
+		}
+	}
+}
+
+// write sends b as one text frame.
+func (c *conn) write(b []byte) error {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	return c.ws.WriteMessage(websocket.TextMessage, b)
+}
+
+// readEvents reads one frame and returns its events, which stay valid until
+// the next call. It answers pings itself (they are returned too).
+func (c *conn) readEvents() ([]Event, error) {
+	_, r, err := c.ws.NextReader()
+	if err != nil {
+		return nil, err
+	}
+	buf := c.rbuf[:0]
+	for {
+		if len(buf) == cap(buf) {
+			buf = append(buf, 0)[:len(buf)]
+		}
+		n, err := r.Read(buf[len(buf):cap(buf)])
+		buf = buf[:len(buf)+n]
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
+	c.rbuf = buf
+	c.events = c.dialect.AppendEvents(c.events[:0], buf)
+	for _, ev := range c.events {
+		if ev.Kind == EventPing {
+			c.pong = c.dialect.Pong(c.pong[:0])
+			if err := c.write(c.pong); err != nil {
+				return nil, err
+			}
+		}
+	}
+	return c.events, nil
+}
+
+// close sends a close frame (waiting at most 250ms) and closes the
+// socket, which ends the reader's readEvents with an error.
+func (c *conn) close() {
+	msg := websocket.FormatCloseMessage(websocket.CloseNormalClosure, "")
+	c.ws.WriteControl(websocket.CloseMessage, msg, time.Now().Add(250*time.Millisecond))
+	c.ws.Close()
+}
+
+// dialMany opens n connections, at most concurrency at a time, calling open
+// for each index. Each success is passed to opened (which starts its reader)
+// in the dialing goroutine; each failure is counted. It returns when all
+// have been tried or ctx ends.
+func dialMany(ctx context.Context, n, concurrency int, open func(ctx context.Context, i int) error, st *connectStats) {
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, concurrency)
+	for i := range n {
+		select {
+		case sem <- struct{}{}:
+		case <-ctx.Done():
+			wg.Wait()
+			return
+		}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			if err := open(ctx, i); err != nil {
+				if ctx.Err() == nil {
+					st.fail(err)
+				}
+				return
+			}
+			st.opened.Add(1)
+		})
+	}
+	wg.Wait()
+}
+
+// connectStats counts connection attempts; safe for concurrent use.
+type connectStats struct {
+	opened atomic.Int64
+	failed atomic.Int64
+	mu     sync.Mutex
+	first  string // the first error; guarded by mu
+}
+
+func (s *connectStats) fail(err error) {
+	if s.failed.Add(1) == 1 {
+		s.mu.Lock()
+		s.first = err.Error()
+		s.mu.Unlock()
+	}
+}
+
+func (s *connectStats) firstError() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.first
+}
+
+// ParseSourceIPs parses a list of source addresses for --source-ips:
+// comma-separated addresses and ranges, "127.0.0.2,127.0.0.3",
+// "127.0.0.2-127.0.0.9" or "127.0.0.2-9" (the last byte).
+func ParseSourceIPs(s string) ([]netip.Addr, error) {
+	var ips []netip.Addr
+	for part := range strings.SplitSeq(s, ",") {
+		part = strings.TrimSpace(part)
+		if part == "" {
+			continue
+		}
+		lo, hi, isRange := strings.Cut(part, "-")
+		from, err := netip.ParseAddr(lo)
+		if err != nil {
+			return nil, fmt.Errorf("source address %q: %w", part, err)
+		}
+		if !isRange {
+			ips = append(ips, from)
+			continue
+		}
+		to, err := parseRangeEnd(from, hi)
+		if err != nil {
+			return nil, fmt.Errorf("source range %q: %w", part, err)
+		}
+		for a := from; a.Compare(to) <= 0; a = a.Next() {
+			ips = append(ips, a)
+			if len(ips) > 1<<16 {
+				return nil, fmt.Errorf("source range %q: more than 65536 addresses", part)
+			}
+		}
+	}
+	return ips, nil
+}
+
+// parseRangeEnd parses the end of a range starting at from: a whole address
+// of the same family, or for IPv4 just its last byte.
+func parseRangeEnd(from netip.Addr, s string) (netip.Addr, error) {
+	to, err := netip.ParseAddr(s)
+	if err != nil && from.Is4() {
+		last, rest, ok := parseUint([]byte(s))
+		if !ok || len(rest) > 0 || last > 255 {
+			return netip.Addr{}, fmt.Errorf("want an address or a last byte 0-255 after '-', got %q", s)
+		}
+		b := from.As4()
+		b[3] = byte(last)
+		to, err = netip.AddrFrom4(b), nil
+	}
+	if err != nil {
+		return netip.Addr{}, err
+	}
+	if to.BitLen() != from.BitLen() || to.Less(from) {
+		return netip.Addr{}, fmt.Errorf("%v is not after %v", to, from)
+	}
+	return to, nil
+}

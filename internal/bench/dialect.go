@@ -1,0 +1,133 @@
+package bench
+
+import (
+	"bytes"
+	"strconv"
+)
+
+// Dialect is how the load generator speaks one server's client protocol
+// over WebSocket text frames. The generator only connects, subscribes,
+// publishes and reads; a dialect builds those commands and sorts what the
+// server sends into events. Netkit speaks netkit hub protocol v1; other
+// servers get their own (bench/centrifugo has Centrifugo's).
+type Dialect interface {
+	// Name names the server kind in reports: "netkit".
+	Name() string
+	// Hello appends the command a client sends as soon as the WebSocket is
+	// open, with command id id, or returns dst unchanged if the server
+	// speaks first. Either way the connection is ready at an EventReady.
+	Hello(dst []byte, id uint64) []byte
+	// Subscribe appends a command that subscribes to channel.
+	Subscribe(dst []byte, id uint64, channel string) []byte
+	// Publish appends a command that publishes data, a JSON value, to
+	// channel.
+	Publish(dst []byte, id uint64, channel string, data []byte) []byte
+	// Pong appends the answer to an EventPing.
+	Pong(dst []byte) []byte
+	// AppendEvents appends an event for each object of a server frame, in
+	// order. The events' slices alias frame.
+	AppendEvents(dst []Event, frame []byte) []Event
+}
+
+// EventKind says what a server object means to the generator.
+type EventKind uint8
+
+// Kinds of events.
+const (
+	EventOther       EventKind = iota // nothing to act on: join, leave, unknown
+	EventReady                        // the server accepted the connection
+	EventReply                        // a command with ID succeeded
+	EventError                        // a command with ID failed; Text says why
+	EventPublication                  // a message on a subscribed channel; Data is its payload
+	EventPing                         // the server wants a Pong
+	EventDisconnect                   // the server is closing the connection; Text says why
+)
+
+// Event is one server object, sorted by a Dialect.
+type Event struct {
+	Kind EventKind
+	ID   uint64 // EventReply, EventError: the command's id
+	// EventPublication: the published JSON value from its first byte; it
+	// may run on past the value's end.
+	Data []byte
+	Text []byte // EventError, EventDisconnect: the whole object
+}
+
+// Netkit is the dialect of netkit hub protocol v1 (docs/protocol.md). The
+// hub writes every object with its keys in a fixed order, so prefixes are
+// enough to sort them.
+type Netkit struct{}
+
+// Name returns "netkit".
+func (Netkit) Name() string { return "netkit" }
+
+// Hello returns dst: the hub greets first, with a welcome push.
+func (Netkit) Hello(dst []byte, _ uint64) []byte { return dst }
+
+// Subscribe appends {"id":1,"op":"subscribe","channel":"room"}.
+func (Netkit) Subscribe(dst []byte, id uint64, channel string) []byte {
+	dst = append(dst, `{"id":`...)
+	dst = strconv.AppendUint(dst, id, 10)
+	dst = append(dst, `,"op":"subscribe","channel":`...)
+	dst = strconv.AppendQuote(dst, channel)
+	return append(dst, '}')
+}
+
+// Publish appends {"id":1,"op":"publish","channel":"room","data":...}.
+func (Netkit) Publish(dst []byte, id uint64, channel string, data []byte) []byte {
+	dst = append(dst, `{"id":`...)
+	dst = strconv.AppendUint(dst, id, 10)
+	dst = append(dst, `,"op":"publish","channel":`...)
+	dst = strconv.AppendQuote(dst, channel)
+	dst = append(dst, `,"data":`...)
+	dst = append(dst, data...)
+	return append(dst, '}')
+}
+
+// Pong returns dst: the hub pings with WebSocket ping frames, which the
+// WebSocket library answers.
+func (Netkit) Pong(dst []byte) []byte { return dst }
+
+var (
+	nkMessage    = []byte(`{"push":"message",`)
+	nkWelcome    = []byte(`{"push":"welcome",`)
+	nkDisconnect = []byte(`{"push":"disconnect",`)
+	nkID         = []byte(`{"id":`)
+	nkData       = []byte(`,"data":`)
+	nkError      = []byte(`,"error":`)
+)
+
+// AppendEvents sorts the "\n"-separated objects of a hub frame.
+func (Netkit) AppendEvents(dst []Event, frame []byte) []Event {
+	for obj := range bytes.SplitSeq(frame, []byte{'\n'}) {
+		if len(obj) > 0 {
+			dst = append(dst, netkitEvent(obj))
+		}
+	}
+	return dst
+}
+
+func netkitEvent(obj []byte) Event {
+	switch {
+	case bytes.HasPrefix(obj, nkMessage):
+		// channel, offset and from come first; none can hold `,"data":`
+		// unescaped.
+		if i := bytes.Index(obj, nkData); i >= 0 {
+			return Event{Kind: EventPublication, Data: obj[i+len(nkData):]}
+		}
+	case bytes.HasPrefix(obj, nkID):
+		id, rest, ok := parseUint(obj[len(nkID):])
+		if !ok {
+			break
+		}
+		if bytes.HasPrefix(rest, nkError) {
+			return Event{Kind: EventError, ID: id, Text: obj}
+		}
+		return Event{Kind: EventReply, ID: id}
+	case bytes.HasPrefix(obj, nkWelcome):
+		return Event{Kind: EventReady}
+	case bytes.HasPrefix(obj, nkDisconnect):
+		return Event{Kind: EventDisconnect, Text: obj}
+	}
+	return Event{Kind: EventOther, Text: obj}
+}

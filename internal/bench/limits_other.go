@@ -1,0 +1,11 @@
+//go:build !unix
+
+package bench
+
+import "errors"
+
+// raiseFileLimit is not implemented outside Unix; the limit is reported
+// as 0 (unknown).
+func raiseFileLimit() (limit uint64, raised bool, err error) {
+	return 0, false, errors.New("file descriptor limit: not implemented on this system")
+}

@@ -1,0 +1,253 @@
+package bench
+
+import (
+	"fmt"
+	"io"
+	"strings"
+	"time"
+)
+
+// Report is the result of one run. Its JSON form (--json) is for scripts:
+// rates are per second, latencies in microseconds, memory in bytes.
+type Report struct {
+	Scenario string         `json:"scenario"`
+	Server   string         `json:"server"` // the dialect: "netkit", "centrifugo"
+	URL      string         `json:"url"`
+	Settings map[string]any `json:"settings"`
+
+	Connect ConnectReport `json:"connect"`
+
+	// Elapsed is the measured window: publishing (fanout), holding (idle)
+	// or round trips (echo).
+	Elapsed         float64 `json:"elapsed_seconds"`
+	Published       uint64  `json:"published"`
+	PublishErrors   uint64  `json:"publish_errors"`
+	PublishedPerSec float64 `json:"published_per_second"`
+	Delivered       uint64  `json:"delivered"`
+	// DeliveredPerSec counts deliveries over the window and the drain.
+	DeliveredPerSec float64 `json:"delivered_per_second"`
+	Drain           float64 `json:"drain_seconds"` // from the last publish to the last delivery (or giving up)
+
+	Loss    *LossReport    `json:"loss,omitempty"`
+	Latency *LatencyReport `json:"latency,omitempty"`
+
+	ServerProc *ServerReport `json:"server_process,omitempty"`
+	Info       *HubInfo      `json:"hub_info,omitempty"`
+	Client     ClientReport  `json:"client"`
+	Warnings   []string      `json:"warnings,omitempty"`
+}
+
+// ConnectReport counts the connections a scenario opened.
+type ConnectReport struct {
+	Attempted  int     `json:"attempted"`
+	Opened     int     `json:"opened"`
+	Errors     int     `json:"errors"`
+	FirstError string  `json:"first_error,omitempty"`
+	Seconds    float64 `json:"seconds"` // to open them all
+	// Dropped counts connections that the server closed, or that failed,
+	// while the scenario ran.
+	Dropped int `json:"dropped"`
+}
+
+// LossReport says what subscribers missed. Every count is summed over
+// subscribers; the Subscribers* fields say how many subscribers had any.
+type LossReport struct {
+	Expected                  uint64 `json:"expected"` // acknowledged publishes × subscribers
+	Lost                      uint64 `json:"lost"`
+	Duplicates                uint64 `json:"duplicates"`
+	Reordered                 uint64 `json:"reordered"`
+	SubscribersWithLoss       int    `json:"subscribers_with_loss"`
+	SubscribersWithDuplicates int    `json:"subscribers_with_duplicates"`
+	SubscribersReordered      int    `json:"subscribers_reordered"`
+	// Foreign counts publications on the channel that the generator did
+	// not send (other publishers), which are not tracked.
+	Foreign uint64 `json:"foreign"`
+}
+
+// LatencyReport is the distribution of one latency: publish to delivery
+// (fanout) or publish to own delivery (echo).
+type LatencyReport struct {
+	Count uint64  `json:"count"`
+	P50   float64 `json:"p50_us"`
+	P90   float64 `json:"p90_us"`
+	P99   float64 `json:"p99_us"`
+	P999  float64 `json:"p999_us"`
+	Max   float64 `json:"max_us"`
+}
+
+// ServerReport is what /proc said about the server process.
+type ServerReport struct {
+	PID int `json:"pid"`
+	// CPUSeconds is user + system time in the measured window (fanout:
+	// publishing and draining; idle: holding; echo: the round trips).
+	CPUSeconds float64 `json:"cpu_seconds"`
+	// CPUPerMillion is CPUSeconds per million deliveries.
+	CPUPerMillion    float64 `json:"cpu_seconds_per_million,omitempty"`
+	RSSBefore        int64   `json:"rss_before_bytes"`         // before the first connection
+	RSSAfter         int64   `json:"rss_after_bytes"`          // at the end of the window, connections open
+	Connections      int     `json:"connections"`              // open at the end of the window
+	RSSPerConnection int64   `json:"rss_per_connection_bytes"` // (after - before) / connections; 0 with one connection
+}
+
+// HubInfo is the part of a netkit hub's GET /api/info the report shows.
+type HubInfo struct {
+	Node          string `json:"node"`
+	Version       string `json:"version"`
+	Connections   int    `json:"connections"`
+	Subscriptions int    `json:"subscriptions"`
+	Goroutines    int    `json:"goroutines"`
+	HeapBytes     uint64 `json:"heap_bytes"`
+	StackBytes    uint64 `json:"stack_bytes"`
+	SysBytes      uint64 `json:"sys_bytes"`
+}
+
+// ClientReport describes the generator's own process.
+type ClientReport struct {
+	FDLimit       uint64 `json:"fd_limit"`        // open files allowed (RLIMIT_NOFILE)
+	FDLimitRaised bool   `json:"fd_limit_raised"` // the generator raised the soft limit to the hard one
+	SourceIPs     int    `json:"source_ips"`
+}
+
+func (r *Report) warn(format string, args ...any) {
+	r.Warnings = append(r.Warnings, fmt.Sprintf(format, args...))
+}
+
+func latencyReport(h *histogram) *LatencyReport {
+	us := func(d time.Duration) float64 { return float64(d) / float64(time.Microsecond) }
+	return &LatencyReport{
+		Count: h.Count(),
+		P50:   us(h.Quantile(0.50)),
+		P90:   us(h.Quantile(0.90)),
+		P99:   us(h.Quantile(0.99)),
+		P999:  us(h.Quantile(0.999)),
+		Max:   us(h.Max()),
+	}
+}
+
+// WriteText writes the report for people, one aspect per line.
+func (r *Report) WriteText(w io.Writer) error {
+	var b strings.Builder
+	line := func(label, format string, args ...any) {
+		fmt.Fprintf(&b, "%-12s %s\n", label, fmt.Sprintf(format, args...))
+	}
+	line(r.Scenario, "%s at %s", r.Server, r.URL)
+	c := r.Connect
+	line("connections", "%s of %s opened in %.2fs, %s errors, %s dropped",
+		count(uint64(c.Opened)), count(uint64(c.Attempted)), c.Seconds, count(uint64(c.Errors)), count(uint64(c.Dropped)))
+	if c.FirstError != "" {
+		line("", "first error: %s", c.FirstError)
+	}
+	if r.Scenario != "idle" {
+		line("published", "%s in %.2fs (%s/s), %s errors",
+			count(r.Published), r.Elapsed, count(uint64(r.PublishedPerSec)), count(r.PublishErrors))
+		drained := ""
+		if r.Scenario == "fanout" {
+			drained = fmt.Sprintf(", drained in %.2fs", r.Drain)
+		}
+		line("delivered", "%s (%s/s)%s", count(r.Delivered), count(uint64(r.DeliveredPerSec)), drained)
+	} else {
+		line("held", "%.2fs", r.Elapsed)
+	}
+	if l := r.Loss; l != nil {
+		r.writeLoss(line, l)
+	}
+	if l := r.Latency; l != nil && l.Count > 0 {
+		line("latency", "p50 %s  p90 %s  p99 %s  p99.9 %s  max %s  (%s samples)",
+			usec(l.P50), usec(l.P90), usec(l.P99), usec(l.P999), usec(l.Max), count(l.Count))
+	}
+	if s := r.ServerProc; s != nil {
+		if s.CPUPerMillion > 0 {
+			line("server cpu", "%.2fs, %.3fs per million deliveries (pid %d)", s.CPUSeconds, s.CPUPerMillion, s.PID)
+		} else {
+			line("server cpu", "%.2fs (pid %d)", s.CPUSeconds, s.PID)
+		}
+		if s.Connections > 1 {
+			line("server rss", "%s before connecting, %s with %s connections: %s per connection",
+				bytesIEC(s.RSSBefore), bytesIEC(s.RSSAfter), count(uint64(s.Connections)), bytesIEC(s.RSSPerConnection))
+		} else {
+			line("server rss", "%s", bytesIEC(s.RSSAfter))
+		}
+	}
+	if i := r.Info; i != nil {
+		line("hub info", "%s connections, %s goroutines, heap %s, stacks %s, sys %s",
+			count(uint64(i.Connections)), count(uint64(i.Goroutines)), bytesIEC(int64(i.HeapBytes)),
+			bytesIEC(int64(i.StackBytes)), bytesIEC(int64(i.SysBytes)))
+	}
+	raised := ""
+	if r.Client.FDLimitRaised {
+		raised = " (soft limit raised to the hard limit)"
+	}
+	src := "the system's choice of source address"
+	if n := r.Client.SourceIPs; n > 0 {
+		src = fmt.Sprintf("%d source addresses in turn", n)
+	}
+	line("client", "file descriptor limit %d%s, %s", r.Client.FDLimit, raised, src)
+	for _, w := range r.Warnings {
+		line("warning", "%s", w)
+	}
+	_, err := io.WriteString(w, b.String())
+	return err
+}
+
+func (r *Report) writeLoss(line func(label, format string, args ...any), l *LossReport) {
+	subs := func(n int) string {
+		if n == 1 {
+			return "1 subscriber"
+		}
+		return count(uint64(n)) + " subscribers"
+	}
+	if l.Lost == 0 && l.Duplicates == 0 && l.Reordered == 0 {
+		line("loss", "none: all %s expected deliveries arrived once, in order", count(l.Expected))
+	} else {
+		line("LOSS", "%s of %s lost (%s), %s duplicates (%s), %s reordered (%s)",
+			count(l.Lost), count(l.Expected), subs(l.SubscribersWithLoss),
+			count(l.Duplicates), subs(l.SubscribersWithDuplicates),
+			count(l.Reordered), subs(l.SubscribersReordered))
+	}
+	if l.Foreign > 0 {
+		line("", "%s publications from other publishers were ignored", count(l.Foreign))
+	}
+}
+
+// count formats n with thousands separators: 1,234,567.
+func count(n uint64) string {
+	s := fmt.Sprint(n)
+	var b strings.Builder
+	for i, c := range s {
+		if i > 0 && (len(s)-i)%3 == 0 {
+			b.WriteByte(',')
+		}
+		b.WriteRune(c)
+	}
+	return b.String()
+}
+
+// usec formats microseconds with a fitting unit: 850µs, 12.3ms, 1.52s.
+func usec(us float64) string {
+	switch {
+	case us < 1000:
+		return fmt.Sprintf("%.0fµs", us)
+	case us < 1e6:
+		return fmt.Sprintf("%.1fms", us/1e3)
+	default:
+		return fmt.Sprintf("%.2fs", us/1e6)
+	}
+}
+
+// bytesIEC formats a byte count: 512 B, 12.3 KiB, 45.6 MiB.
+func bytesIEC(n int64) string {
+	v, sign := float64(n), ""
+	if v < 0 {
+		v, sign = -v, "-"
+	}
+	switch {
+	case v < 1<<10:
+		return fmt.Sprintf("%s%.0f B", sign, v)
+	case v < 1<<20:
+		return fmt.Sprintf("%s%.1f KiB", sign, v/(1<<10))
+	case v < 1<<30:
+		return fmt.Sprintf("%s%.1f MiB", sign, v/(1<<20))
+	default:
+		return fmt.Sprintf("%s%.2f GiB", sign, v/(1<<30))
+	}
+}

@@ -1,0 +1,289 @@
+package cli
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+
+	"github.com/netkit/netkit/internal/bench"
+)
+
+// benchOptions is what a "netkit bench hub" command hands to its run
+// function.
+type benchOptions struct {
+	Config   bench.Config
+	Scenario bench.Scenario
+	JSON     bool // --json: the report as one JSON object
+	Stdout   io.Writer
+	Stderr   io.Writer
+}
+
+// benchFlags are the flags every "netkit bench hub" command has, before
+// they are turned into a bench.Config.
+type benchFlags struct {
+	cfg       bench.Config
+	sourceIPs string
+	json      bool
+}
+
+// benchHelp is the end of "netkit bench hub --help": what every scenario
+// reports and needs.
+const benchHelp = `The report goes to stdout: as text, or with --json as one JSON object for
+scripts. While it runs, a progress line is shown on stderr if stderr is a
+terminal.
+
+With --server-pid (the server runs on this machine) the report adds what
+/proc says about it: CPU seconds per million delivered messages and memory
+(RSS) per connection, figures that stay meaningful when the generator and
+the server share cores. With --api it adds the hub's GET /api/info; the key
+is --api-key, else $NETKIT_HUB_API_KEY.
+
+Each connection is a file descriptor: the generator raises its soft limit
+to the hard limit and refuses to start a scenario that needs more. One
+source address reaches one server address from about 28,000 ports; for more
+connections give --source-ips (127.0.0.2-127.0.0.9 on loopback).`
+
+// benchScenarioHelp ends each scenario's --help.
+const benchScenarioHelp = `The report goes to stdout, as text or with --json as one JSON object; a
+progress line goes to stderr if it is a terminal. --server-pid adds the
+hub's CPU time and memory per connection from /proc, --api its GET
+/api/info. See "netkit bench hub --help" about file descriptors and
+--source-ips.`
+
+// newBenchCmd returns "netkit bench" with its "hub" commands. env is the
+// environment in os.Environ form; runF, if not nil, runs instead of the
+// load generator once the options are read, so that tests can check them.
+func newBenchCmd(env []string, runF func(context.Context, *benchOptions) error) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "bench",
+		Short: "Measure a server with generated load",
+		Long: `Measure a server with generated load, like redis-benchmark or nats bench:
+run it against your own deployment to size it and to trust it.`,
+		Example: `  netkit bench hub fanout --url ws://127.0.0.1:9999/ws`,
+		Args:    benchGroupArgs,
+		RunE:    func(cmd *cobra.Command, _ []string) error { return cmd.Help() },
+	}
+	hub := &cobra.Command{
+		Use:   "hub",
+		Short: "Load-test a netkit hub over WebSocket",
+		Long: `Load-test a netkit hub over WebSocket with one of three scenarios:
+
+  fanout  N subscribers on one channel, P publishers as fast as the hub
+          acknowledges (or at a set rate); throughput, loss, latency
+  idle    N connections on a channel each, held open; what a connection
+          costs the hub
+  echo    one client's publish to its own delivery, one at a time; round
+          trip latency
+
+` + benchHelp,
+		Example: `  netkit bench hub fanout --subscribers 1000
+  netkit bench hub idle --connections 10000 --server-pid $(pidof netkit)
+  netkit bench hub echo --count 10000 --json`,
+		Args: benchGroupArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error { return cmd.Help() },
+	}
+	hub.AddCommand(
+		newBenchFanoutCmd(env, runF),
+		newBenchIdleCmd(env, runF),
+		newBenchEchoCmd(env, runF),
+	)
+	cmd.AddCommand(hub)
+	return cmd
+}
+
+func newBenchFanoutCmd(env []string, runF func(context.Context, *benchOptions) error) *cobra.Command {
+	sc := bench.DefaultFanout()
+	bf := newBenchFlags()
+	cmd := &cobra.Command{
+		Use:   "fanout",
+		Short: "Many subscribers on one channel, publishers as fast as acknowledged",
+		Long: `Open --subscribers connections subscribed to one channel and --publishers
+connections that publish --size-byte messages to it for --duration: as fast
+as the hub acknowledges, with at most --window unacknowledged publishes per
+publisher, or at --rate messages per second in all.
+
+Every message carries its publisher, a sequence number and its send time.
+Every subscriber checks each message: gaps (loss), duplicates and order are
+counted per subscriber and always reported, with the number of subscribers
+affected. After publishing stops, the generator waits up to --drain for
+messages in flight; what has not arrived then is lost. Latency is from send
+to delivery, over all deliveries.
+
+` + benchScenarioHelp,
+		Example: `  # 1000 subscribers, one publisher, 100-byte messages, max rate, 10 s
+  netkit bench hub fanout --url ws://127.0.0.1:9999/ws
+
+  # 5000 subscribers at 1000 messages per second, server CPU per delivery
+  netkit bench hub fanout --subscribers 5000 --rate 1000 --server-pid $(pidof netkit)`,
+		Args: noArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return runBenchCmd(cmd, env, bf, &sc, runF)
+		},
+	}
+	fs := cmd.Flags()
+	fs.SortFlags = false
+	fs.IntVar(&sc.Subscribers, "subscribers", sc.Subscribers, "subscriber connections")
+	fs.IntVar(&sc.Publishers, "publishers", sc.Publishers, "publisher connections")
+	fs.IntVar(&sc.Size, "size", sc.Size, fmt.Sprintf("`bytes` of each message's data value (%d to %d)", bench.MinSize, bench.MaxSize))
+	fs.Float64Var(&sc.Rate, "rate", sc.Rate, "messages per second, all publishers together; 0 means as fast as --window allows")
+	fs.IntVar(&sc.Window, "window", sc.Window, "unacknowledged publishes allowed per publisher")
+	fs.DurationVar(&sc.Duration, "duration", sc.Duration, "how long to publish")
+	fs.DurationVar(&sc.Drain, "drain", sc.Drain, "how long to wait for messages in flight after publishing stops")
+	fs.StringVar(&sc.Channel, "channel", sc.Channel, "the channel to publish on")
+	bf.bind(fs)
+	return cmd
+}
+
+func newBenchIdleCmd(env []string, runF func(context.Context, *benchOptions) error) *cobra.Command {
+	sc := bench.DefaultIdle()
+	bf := newBenchFlags()
+	cmd := &cobra.Command{
+		Use:   "idle",
+		Short: "Many idle connections: what a connection costs the hub",
+		Long: `Open --connections connections, --concurrency at a time, each subscribed to
+its own channel (idle-0, idle-1, ...), hold them all for --duration, then
+close them. Reports connect errors, the time to open them, connections the
+hub dropped, and with --server-pid the hub's memory per connection, with
+--api the connections, goroutines and heap the hub reports.
+
+` + benchScenarioHelp,
+		Example: `  # 10,000 connections against a hub on this machine
+  netkit bench hub idle --server-pid $(pidof netkit) --api http://127.0.0.1:9999
+
+  # 19,000 connections from 4 source addresses
+  netkit bench hub idle --connections 19000 --source-ips 127.0.0.2-127.0.0.5`,
+		Args: noArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return runBenchCmd(cmd, env, bf, &sc, runF)
+		},
+	}
+	fs := cmd.Flags()
+	fs.SortFlags = false
+	fs.IntVar(&sc.Connections, "connections", sc.Connections, "connections to open")
+	fs.DurationVar(&sc.Duration, "duration", sc.Duration, "how long to hold them once all are open")
+	fs.StringVar(&sc.ChannelPrefix, "channel-prefix", sc.ChannelPrefix, "connection i subscribes to this `prefix` followed by i")
+	bf.bind(fs)
+	return cmd
+}
+
+func newBenchEchoCmd(env []string, runF func(context.Context, *benchOptions) error) *cobra.Command {
+	sc := bench.DefaultEcho()
+	bf := newBenchFlags()
+	cmd := &cobra.Command{
+		Use:   "echo",
+		Short: "One client's publish to its own delivery: round trip latency",
+		Long: `Open one connection subscribed to --channel. Publish a --size-byte message,
+wait until the hub delivers it back and acknowledges it, then publish the
+next: --count round trips, or as many as fit in --duration. Reports the
+round trip's percentiles.
+
+` + benchScenarioHelp,
+		Example: `  netkit bench hub echo --count 10000
+  netkit bench hub echo --duration 30s --json`,
+		Args: noArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return runBenchCmd(cmd, env, bf, &sc, runF)
+		},
+	}
+	fs := cmd.Flags()
+	fs.SortFlags = false
+	fs.IntVar(&sc.Count, "count", sc.Count, "round trips; 0 means as many as fit in --duration")
+	fs.DurationVar(&sc.Duration, "duration", sc.Duration, "how long to run when --count is 0")
+	fs.IntVar(&sc.Size, "size", sc.Size, fmt.Sprintf("`bytes` of each message's data value (%d to %d)", bench.MinSize, bench.MaxSize))
+	fs.StringVar(&sc.Channel, "channel", sc.Channel, "the channel to publish on")
+	bf.bind(fs)
+	return cmd
+}
+
+func newBenchFlags() *benchFlags { return &benchFlags{cfg: bench.DefaultConfig()} }
+
+// bind adds the flags every scenario has, after its own.
+func (b *benchFlags) bind(fs *pflag.FlagSet) {
+	c := &b.cfg
+	fs.StringVar(&c.URL, "url", c.URL, "WebSocket `URL` of the hub")
+	fs.StringVar(&c.API, "api", c.API, "base `URL` of the hub's HTTP API, to report its GET /api/info (http://127.0.0.1:9999)")
+	fs.StringVar(&c.APIKey, "api-key", c.APIKey, "bearer `key` for --api (default $NETKIT_HUB_API_KEY)")
+	fs.IntVar(&c.ServerPID, "server-pid", c.ServerPID, "`pid` of the hub on this machine, to report its CPU time and memory")
+	fs.StringVar(&b.sourceIPs, "source-ips", b.sourceIPs, "local `addresses` to dial from in turn: 127.0.0.2,127.0.0.3 or 127.0.0.2-127.0.0.9")
+	fs.DurationVar(&c.Timeout, "timeout", c.Timeout, "time allowed to open, be accepted and subscribe, per connection")
+	fs.IntVar(&c.Concurrency, "concurrency", c.Concurrency, "connections being opened at once")
+	fs.BoolVar(&b.json, "json", false, "print the report as one JSON object")
+}
+
+// runBenchCmd turns the flags into options and runs the scenario.
+func runBenchCmd(cmd *cobra.Command, env []string, bf *benchFlags, sc bench.Scenario, runF func(context.Context, *benchOptions) error) error {
+	ips, err := bench.ParseSourceIPs(bf.sourceIPs)
+	if err != nil {
+		return &usageError{fmt.Errorf("--source-ips: %w", err)}
+	}
+	opts := &benchOptions{Config: bf.cfg, Scenario: sc, JSON: bf.json, Stdout: cmd.OutOrStdout(), Stderr: cmd.ErrOrStderr()}
+	opts.Config.SourceIPs = ips
+	if opts.Config.APIKey == "" {
+		opts.Config.APIKey = benchEnv(env, "NETKIT_HUB_API_KEY")
+	}
+	if isBenchTerminal(opts.Stderr) {
+		opts.Config.Progress = opts.Stderr
+	}
+	if runF != nil {
+		return runF(cmd.Context(), opts)
+	}
+	return runBench(cmd.Context(), opts)
+}
+
+// runBench runs the load generator and writes its report, also when the
+// run stopped early.
+func runBench(ctx context.Context, opts *benchOptions) error {
+	rep, err := bench.Run(ctx, opts.Config, opts.Scenario)
+	if rep != nil {
+		var werr error
+		if opts.JSON {
+			werr = json.NewEncoder(opts.Stdout).Encode(rep)
+		} else {
+			werr = rep.WriteText(opts.Stdout)
+		}
+		err = errors.Join(err, werr)
+	}
+	if err == nil && ctx.Err() != nil {
+		return fmt.Errorf("interrupted")
+	}
+	return err
+}
+
+// benchGroupArgs rejects an unknown subcommand of a command group.
+func benchGroupArgs(cmd *cobra.Command, args []string) error {
+	if len(args) == 0 {
+		return nil
+	}
+	msg := fmt.Sprintf("unknown command %q", args[0])
+	if s := cmd.SuggestionsFor(args[0]); len(s) > 0 {
+		msg += fmt.Sprintf("; did you mean %q?", s[0])
+	}
+	return &usageError{errors.New(msg)}
+}
+
+// benchEnv returns the value of key in env (os.Environ form), or "".
+func benchEnv(env []string, key string) string {
+	for i := len(env) - 1; i >= 0; i-- {
+		if k, v, ok := strings.Cut(env[i], "="); ok && k == key {
+			return v
+		}
+	}
+	return ""
+}
+
+// isTerminal reports whether w is a terminal (a character device).
+func isBenchTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	fi, err := f.Stat()
+	return err == nil && fi.Mode()&os.ModeCharDevice != 0
+}
