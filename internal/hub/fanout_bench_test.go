@@ -134,7 +134,7 @@ func (h *childHub) cpuTime(b *testing.B) time.Duration {
 // so server CPU is measured apart from the clients. It reports deliveries
 // per second and the hub's CPU time per delivered message.
 func BenchmarkFanout(b *testing.B) {
-	for _, subs := range []int{1000} {
+	for _, subs := range []int{1000, 5000} {
 		b.Run(fmt.Sprintf("subscribers=%d", subs), func(b *testing.B) { benchFanout(b, subs) })
 	}
 }
