@@ -188,7 +188,6 @@ func (s *Server) shutdown(hs *http.Server) error {
 	}
 	done := make(chan struct{})
 	go func() { s.conns.Wait(); close(done) }()
-	var err error
 	select {
 	case <-done:
 	case <-grace.Done():
@@ -198,10 +197,10 @@ func (s *Server) shutdown(hs *http.Server) error {
 		}
 		<-done
 	}
-	if herr := <-httpDone; herr != nil && err == nil {
-		err = fmt.Errorf("hub: shutdown: %w", herr)
+	if err := <-httpDone; err != nil {
+		return fmt.Errorf("hub: shutdown: %w", err)
 	}
-	return err
+	return nil
 }
 
 // serveWS upgrades an HTTP request and hands the connection to the event
