@@ -57,6 +57,13 @@ hub's CPU time and memory per connection from /proc, --api its GET
 /api/info. See "netkit bench hub --help" about file descriptors and
 --source-ips.`
 
+// benchSetup is what every "netkit bench hub" scenario command shares.
+type benchSetup struct {
+	env  []string                                   // os.Environ form
+	base bench.Config                               // defaults: the server's URL and Dialect
+	runF func(context.Context, *benchOptions) error // if not nil, runs instead of the generator (tests)
+}
+
 // newBenchCmd returns "netkit bench" with its "hub" commands. env is the
 // environment in os.Environ form; runF, if not nil, runs instead of the
 // load generator once the options are read, so that tests can check them.
@@ -70,6 +77,25 @@ run it against your own deployment to size it and to trust it.`,
 		Args:    benchGroupArgs,
 		RunE:    func(cmd *cobra.Command, _ []string) error { return cmd.Help() },
 	}
+	cmd.AddCommand(newBenchHubCmd(benchSetup{env: env, base: bench.DefaultConfig(), runF: runF}))
+	return cmd
+}
+
+// ExecuteBenchHub runs the command line of one "netkit bench hub" scenario
+// (args start with fanout, idle or echo) against the server that base's URL
+// and Dialect reach, and returns the exit status. Adapters for other
+// servers under bench/ use it, so that every server is measured by the same
+// generator with the same flags. name names the command in help and errors.
+func ExecuteBenchHub(ctx context.Context, name string, args []string, base bench.Config, stdout, stderr io.Writer) int {
+	cmd := newBenchHubCmd(benchSetup{env: os.Environ(), base: base})
+	cmd.Use = name
+	cmd.SilenceUsage, cmd.SilenceErrors = true, true
+	cmd.SetUsageFunc(usage)
+	cmd.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return &usageError{err} })
+	return run(ctx, cmd, args, stdout, stderr)
+}
+
+func newBenchHubCmd(setup benchSetup) *cobra.Command {
 	hub := &cobra.Command{
 		Use:   "hub",
 		Short: "Load-test a netkit hub over WebSocket",
@@ -90,17 +116,16 @@ run it against your own deployment to size it and to trust it.`,
 		RunE: func(cmd *cobra.Command, _ []string) error { return cmd.Help() },
 	}
 	hub.AddCommand(
-		newBenchFanoutCmd(env, runF),
-		newBenchIdleCmd(env, runF),
-		newBenchEchoCmd(env, runF),
+		newBenchFanoutCmd(setup),
+		newBenchIdleCmd(setup),
+		newBenchEchoCmd(setup),
 	)
-	cmd.AddCommand(hub)
-	return cmd
+	return hub
 }
 
-func newBenchFanoutCmd(env []string, runF func(context.Context, *benchOptions) error) *cobra.Command {
+func newBenchFanoutCmd(setup benchSetup) *cobra.Command {
 	sc := bench.DefaultFanout()
-	bf := newBenchFlags()
+	bf := newBenchFlags(setup.base)
 	cmd := &cobra.Command{
 		Use:   "fanout",
 		Short: "Many subscribers on one channel, publishers as fast as acknowledged",
@@ -124,7 +149,7 @@ to delivery, over all deliveries.
   netkit bench hub fanout --subscribers 5000 --rate 1000 --server-pid $(pidof netkit)`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return runBenchCmd(cmd, env, bf, &sc, runF)
+			return runBenchCmd(cmd, setup, bf, &sc)
 		},
 	}
 	fs := cmd.Flags()
@@ -141,9 +166,9 @@ to delivery, over all deliveries.
 	return cmd
 }
 
-func newBenchIdleCmd(env []string, runF func(context.Context, *benchOptions) error) *cobra.Command {
+func newBenchIdleCmd(setup benchSetup) *cobra.Command {
 	sc := bench.DefaultIdle()
-	bf := newBenchFlags()
+	bf := newBenchFlags(setup.base)
 	cmd := &cobra.Command{
 		Use:   "idle",
 		Short: "Many idle connections: what a connection costs the hub",
@@ -161,7 +186,7 @@ hub dropped, and with --server-pid the hub's memory per connection, with
   netkit bench hub idle --connections 19000 --source-ips 127.0.0.2-127.0.0.5`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return runBenchCmd(cmd, env, bf, &sc, runF)
+			return runBenchCmd(cmd, setup, bf, &sc)
 		},
 	}
 	fs := cmd.Flags()
@@ -173,9 +198,9 @@ hub dropped, and with --server-pid the hub's memory per connection, with
 	return cmd
 }
 
-func newBenchEchoCmd(env []string, runF func(context.Context, *benchOptions) error) *cobra.Command {
+func newBenchEchoCmd(setup benchSetup) *cobra.Command {
 	sc := bench.DefaultEcho()
-	bf := newBenchFlags()
+	bf := newBenchFlags(setup.base)
 	cmd := &cobra.Command{
 		Use:   "echo",
 		Short: "One client's publish to its own delivery: round trip latency",
@@ -189,7 +214,7 @@ round trip's percentiles.
   netkit bench hub echo --duration 30s --json`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return runBenchCmd(cmd, env, bf, &sc, runF)
+			return runBenchCmd(cmd, setup, bf, &sc)
 		},
 	}
 	fs := cmd.Flags()
@@ -202,7 +227,7 @@ round trip's percentiles.
 	return cmd
 }
 
-func newBenchFlags() *benchFlags { return &benchFlags{cfg: bench.DefaultConfig()} }
+func newBenchFlags(base bench.Config) *benchFlags { return &benchFlags{cfg: base} }
 
 // bind adds the flags every scenario has, after its own.
 func (b *benchFlags) bind(fs *pflag.FlagSet) {
@@ -218,7 +243,7 @@ func (b *benchFlags) bind(fs *pflag.FlagSet) {
 }
 
 // runBenchCmd turns the flags into options and runs the scenario.
-func runBenchCmd(cmd *cobra.Command, env []string, bf *benchFlags, sc bench.Scenario, runF func(context.Context, *benchOptions) error) error {
+func runBenchCmd(cmd *cobra.Command, setup benchSetup, bf *benchFlags, sc bench.Scenario) error {
 	ips, err := bench.ParseSourceIPs(bf.sourceIPs)
 	if err != nil {
 		return &usageError{fmt.Errorf("--source-ips: %w", err)}
@@ -226,13 +251,13 @@ func runBenchCmd(cmd *cobra.Command, env []string, bf *benchFlags, sc bench.Scen
 	opts := &benchOptions{Config: bf.cfg, Scenario: sc, JSON: bf.json, Stdout: cmd.OutOrStdout(), Stderr: cmd.ErrOrStderr()}
 	opts.Config.SourceIPs = ips
 	if opts.Config.APIKey == "" {
-		opts.Config.APIKey = benchEnv(env, "NETKIT_HUB_API_KEY")
+		opts.Config.APIKey = benchEnv(setup.env, "NETKIT_HUB_API_KEY")
 	}
 	if isBenchTerminal(opts.Stderr) {
 		opts.Config.Progress = opts.Stderr
 	}
-	if runF != nil {
-		return runF(cmd.Context(), opts)
+	if setup.runF != nil {
+		return setup.runF(cmd.Context(), opts)
 	}
 	return runBench(cmd.Context(), opts)
 }
