@@ -68,6 +68,8 @@ Exit status: 0 on success, 1 when a command fails (bad settings included),
 		Example: `  netkit hub
   netkit hub --help
   netkit bench hub fanout --url ws://127.0.0.1:9999/ws
+  netkit recv --dir ~/Downloads
+  netkit send photos/ 192.168.1.20:8000
   netkit version`,
 		// Only reached without a subcommand: show the help, or reject an
 		// unknown command.
@@ -96,6 +98,7 @@ Exit status: 0 on success, 1 when a command fails (bad settings included),
 	root.AddCommand(
 		newHubCmd(env, runHub),
 		newBenchCmd(env, nil),
+		newSendCmd(env, nil), newRecvCmd(env, nil),
 		newVersionCmd(),
 	)
 	return root

@@ -7,13 +7,9 @@ package transfer
 
 import (
 	"context"
-	"errors"
 	"net"
 	"time"
 )
-
-// ErrNotImplemented is returned by parts not built yet.
-var ErrNotImplemented = errors.New("transfer: not implemented")
 
 // Event kinds, in the order a transfer produces them.
 const (
@@ -27,7 +23,7 @@ const (
 	EventDone      = "done"      // File, Size, Hash: verified and in place
 	EventWarning   = "warning"   // File, Reason: e.g. a symlink skipped
 	EventError     = "error"     // File (if any), Reason
-	EventSummary   = "summary"   // Files, Bytes, Elapsed, Rate, Verified
+	EventSummary   = "summary"   // Files, Bytes, Elapsed, Rate, Verified, Skipped, Rejected, Failed
 )
 
 // Event is one step of a transfer, for progress display and --json output.
@@ -49,6 +45,9 @@ type Event struct {
 	Elapsed  time.Duration `json:"elapsed_ns,omitempty"`
 	Rate     float64       `json:"rate_bytes_per_s,omitempty"`
 	Verified int           `json:"verified,omitempty"`
+	Skipped  int           `json:"skipped,omitempty"`  // summary: files already there
+	Rejected int           `json:"rejected,omitempty"` // summary: files refused
+	Failed   int           `json:"failed,omitempty"`   // summary: files that failed
 }
 
 // Summary is the outcome of one transfer (one sender's connection).
@@ -56,6 +55,7 @@ type Summary struct {
 	Files    int           // files sent or received and verified
 	Skipped  int           // files already there
 	Rejected int           // files the receiver refused
+	Failed   int           // files that did not make it: unreadable, changed while sent, hash mismatch, disk error
 	Bytes    int64         // bytes moved on the wire (after resume offsets)
 	Elapsed  time.Duration //
 	Verified int           // files whose hash matched
@@ -83,16 +83,30 @@ type RecvConfig struct {
 	IdleTimeout time.Duration // drop a sender that stalls this long (its partial file is kept)
 	TLS         bool          // serve TLS with a generated self-signed certificate
 	Events      func(Event)   // called for each event, from one goroutine at a time; nil for none
+
+	freeSpace func() (int64, error) // tests: replaces the file system's free space
 }
 
-// Send sends cfg.Paths to the receiver at cfg.Addr.
+// Send sends cfg.Paths to the receiver at cfg.Addr. It returns nil when
+// the transfer ran to its end, even if some files were rejected or failed
+// (the events and Summary.Rejected and Summary.Failed say which); an error
+// when it could not: the connection broke, the receiver gave up (its
+// reason is in the error), or with TLS the certificate is not the one
+// cfg.Code names (ErrCodeMismatch).
 func Send(ctx context.Context, cfg SendConfig) (Summary, error) {
-	return Summary{}, ErrNotImplemented
+	if cfg.Classic {
+		return sendClassic(ctx, cfg)
+	}
+	return send(ctx, cfg)
 }
 
 // Receive serves senders on ln until ctx ends (or after one transfer with
 // cfg.Once), writing into cfg.Dir. With cfg.TLS it reports the
-// certificate's fingerprint code in the EventListening event.
+// certificate's fingerprint code in the EventListening event. It closes
+// ln and returns after every connection's goroutine has: nil when ctx
+// ends; with cfg.Once, the transfer's error (nil when it ran to its end,
+// even with files rejected or failed: the events say which); or the
+// listener's error.
 func Receive(ctx context.Context, ln net.Listener, cfg RecvConfig) error {
-	return ErrNotImplemented
+	return receive(ctx, ln, cfg)
 }

@@ -1,0 +1,267 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"strconv"
+	"sync/atomic"
+	"time"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+	"golang.org/x/term"
+
+	"github.com/netkit/netkit/internal/transfer"
+)
+
+// sendOptions is what "netkit send" hands to its run function.
+type sendOptions struct {
+	Config transfer.SendConfig    // Events is left nil: the run function sets it
+	Style  transfer.ProgressStyle // from --quiet, --json and whether stderr is a terminal
+	Stdout io.Writer              // --json events
+	Stderr io.Writer              // progress, hashes, summary, errors
+}
+
+// transferOutputHelp ends the description of send and recv.
+const transferOutputHelp = `Progress goes to stderr: a bar per file in flight when stderr is a terminal,
+otherwise one line per file. Each verified file is printed with its BLAKE3
+hash, and a summary ends the transfer. --quiet prints only errors; --json
+prints one JSON object per event on stdout instead, for scripts.`
+
+// newSendCmd returns "netkit send". env is the environment in os.Environ
+// form (TERM=dumb turns the progress bars off); runF, if not nil, runs
+// instead of the transfer once the arguments are checked, so that tests
+// can check them.
+func newSendCmd(env []string, runF func(context.Context, *sendOptions) error) *cobra.Command {
+	opts := &sendOptions{Config: transfer.SendConfig{IdleTimeout: 30 * time.Second}}
+	var out outputFlags
+	cmd := &cobra.Command{
+		Use:   "send PATH... HOST:PORT",
+		Short: "Send files and directories to netkit recv",
+		Long: `Send files and directories to "netkit recv" listening at HOST:PORT, the last
+argument. Directories are sent with everything under them, keeping relative
+paths, modes and modification times. Symbolic links are skipped with a
+warning, or with --follow sent as the files they point to.
+
+The receiver answers for each file: it accepts it, skips it when it
+already has the same file (same size and BLAKE3 hash), or rejects it with a
+reason, printed here. Every file is hashed while it is sent and verified by
+the receiver before it appears there under its name. When a transfer is
+interrupted, the receiver keeps what it got: run the same command again and
+it resumes where it stopped.
+
+With --tls the connection is encrypted and goes only to the receiver whose
+certificate matches --code, the code "netkit recv --tls" printed.
+
+--classic speaks the classic teaching protocol instead, understood by many
+small programs: the file's name, the receiver's "ok", then the bytes until
+the connection closes. It sends one regular file, with no hash and no
+resume.
+
+` + transferOutputHelp + `
+
+Exit status: 0 when every file was sent and verified or skipped as already
+there, 1 when a file was rejected or failed or the transfer stopped, 2 for
+wrong arguments.`,
+		Example: `  # Send a directory to a receiver on the local network
+  netkit send photos/ 192.168.1.20:8000
+
+  # Encrypted, to the receiver that printed the code ABCD-EFGH-IJKL-MNOP
+  netkit send --tls --code ABCD-EFGH-IJKL-MNOP file.iso host:8000
+
+  # To a classic receiver (or "netkit recv --classic")
+  netkit send --classic notes.txt host:8000`,
+		Args: sendArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c := &opts.Config
+			c.Paths, c.Addr = args[:len(args)-1], args[len(args)-1]
+			if err := checkSend(c); err != nil {
+				return err
+			}
+			opts.Stdout, opts.Stderr = cmd.OutOrStdout(), cmd.ErrOrStderr()
+			opts.Style = out.style(opts.Stderr, env)
+			if runF != nil {
+				return runF(cmd.Context(), opts)
+			}
+			return runSend(cmd.Context(), opts)
+		},
+	}
+	fs := cmd.Flags()
+	fs.SortFlags = false
+	c := &opts.Config
+	fs.BoolVar(&c.Follow, "follow", false, "send the files symbolic links point to instead of skipping the links")
+	fs.BoolVar(&c.Classic, "classic", false, "speak the classic protocol (name, \"ok\", bytes): one regular file, not verified")
+	fs.BoolVar(&c.TLS, "tls", false, "encrypt, and accept only the receiver whose certificate matches --code")
+	fs.StringVar(&c.Code, "code", "", "the `code` \"netkit recv --tls\" printed; needs --tls")
+	fs.DurationVar(&c.IdleTimeout, "idle-timeout", c.IdleTimeout, "give up when the receiver stalls this long; 0 waits forever")
+	out.bind(fs, "print only errors")
+	return cmd
+}
+
+// sendArgs checks that there is something to send and an address last.
+func sendArgs(_ *cobra.Command, args []string) error {
+	switch {
+	case len(args) == 0:
+		return &usageError{errors.New("missing PATH... HOST:PORT: what to send and where")}
+	case len(args) == 1 && checkAddr(args[0]) == nil:
+		return &usageError{fmt.Errorf("nothing to send: give at least one PATH before %s", args[0])}
+	case len(args) == 1:
+		return &usageError{fmt.Errorf("missing the receiver's HOST:PORT after %s", args[0])}
+	}
+	return nil
+}
+
+// checkSend checks what the flags and arguments say together.
+func checkSend(c *transfer.SendConfig) error {
+	if err := checkAddr(c.Addr); err != nil {
+		return &usageError{err}
+	}
+	if c.TLS && c.Code == "" {
+		return &usageError{errors.New(`--tls needs --code, the code "netkit recv --tls" printed`)}
+	}
+	if c.Code != "" && !c.TLS {
+		return &usageError{errors.New("--code needs --tls")}
+	}
+	if c.IdleTimeout < 0 {
+		return &usageError{fmt.Errorf("--idle-timeout %v: want a duration like 30s, or 0 for none", c.IdleTimeout)}
+	}
+	if !c.Classic {
+		return nil
+	}
+	if c.TLS {
+		return &usageError{errors.New("--classic and --tls don't go together: the classic protocol is plain TCP")}
+	}
+	if len(c.Paths) != 1 {
+		return &usageError{fmt.Errorf("--classic sends exactly one file, got %d paths", len(c.Paths))}
+	}
+	// A path that does not exist is for Send to report, like any file it
+	// cannot read.
+	if fi, err := os.Stat(c.Paths[0]); err == nil && !fi.Mode().IsRegular() {
+		return &usageError{fmt.Errorf("--classic sends one regular file; %s is not one", c.Paths[0])}
+	}
+	return nil
+}
+
+// checkAddr checks that addr is HOST:PORT with a port number.
+func checkAddr(addr string) error {
+	_, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		var ae *net.AddrError
+		if errors.As(err, &ae) && ae.Err == "missing port in address" {
+			return fmt.Errorf("%s: missing port; want HOST:PORT like %s:8000", addr, addr)
+		}
+		return fmt.Errorf("%s: want HOST:PORT like 192.168.1.20:8000 or [::1]:8000", addr)
+	}
+	if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
+		return fmt.Errorf("%s: port %q: want a number from 1 to 65535", addr, port)
+	}
+	return nil
+}
+
+// runSend sends the files, showing the progress, and turns files that
+// did not arrive into an error.
+func runSend(ctx context.Context, opts *sendOptions) error {
+	prog := transfer.NewProgress(transfer.ProgressConfig{
+		Style: opts.Style, Out: opts.Stdout, Err: opts.Stderr, Classic: opts.Config.Classic,
+	})
+	var t tally
+	cfg := opts.Config
+	cfg.Events = t.count(prog.Event)
+	sum, err := transfer.Send(ctx, cfg)
+	if cerr := prog.Close(); err == nil && cerr != nil {
+		err = fmt.Errorf("writing the progress: %w", cerr)
+	}
+	switch {
+	case err != nil && ctx.Err() != nil && !cfg.Classic:
+		return errors.New("interrupted; the receiver keeps what arrived: send again to resume")
+	case err != nil && ctx.Err() != nil:
+		return errors.New("interrupted")
+	case err != nil:
+		return err
+	}
+	return t.err(sum.Rejected, sum.Failed)
+}
+
+// tally counts, from a transfer's events, the files rejected or failed and
+// the connections that broke. Its count function may be called from
+// several goroutines at once.
+type tally struct {
+	rejected atomic.Int64
+	failed   atomic.Int64
+	broken   atomic.Int64 // errors about no file: a connection's end
+}
+
+// count returns an event function that counts, then calls next.
+func (t *tally) count(next func(transfer.Event)) func(transfer.Event) {
+	return func(e transfer.Event) {
+		switch {
+		case e.Kind == transfer.EventReject:
+			t.rejected.Add(1)
+		case e.Kind == transfer.EventError && e.File != "":
+			t.failed.Add(1)
+		case e.Kind == transfer.EventError:
+			t.broken.Add(1)
+		}
+		next(e)
+	}
+}
+
+// err returns an error that counts the files not transferred, or nil.
+// rejected and failed are a Summary's counts, used if larger.
+func (t *tally) err(rejected, failed int) error {
+	r, f := max(t.rejected.Load(), int64(rejected)), max(t.failed.Load(), int64(failed))
+	switch {
+	case r == 0 && f == 0:
+		return nil
+	case f == 0:
+		return fmt.Errorf("%s rejected (reasons above)", fileCount(r))
+	case r == 0:
+		return fmt.Errorf("%s failed (reasons above)", fileCount(f))
+	}
+	return fmt.Errorf("%s not transferred: %d rejected, %d failed (reasons above)", fileCount(r+f), r, f)
+}
+
+// fileCount is "1 file" or "n files".
+func fileCount(n int64) string {
+	if n == 1 {
+		return "1 file"
+	}
+	return fmt.Sprintf("%d files", n)
+}
+
+// outputFlags are the display flags of send and recv.
+type outputFlags struct {
+	quiet bool
+	json  bool
+}
+
+// bind adds the flags; quiet is the usage of --quiet.
+func (o *outputFlags) bind(fs *pflag.FlagSet, quiet string) {
+	fs.BoolVar(&o.quiet, "quiet", false, quiet)
+	fs.BoolVar(&o.json, "json", false, "print each event as one JSON object per line on stdout; errors still go to stderr")
+}
+
+// style picks how to show the progress on stderr: bars only on a
+// terminal that can move the cursor.
+func (o *outputFlags) style(stderr io.Writer, env []string) transfer.ProgressStyle {
+	switch {
+	case o.json:
+		return transfer.ProgressJSON
+	case o.quiet:
+		return transfer.ProgressQuiet
+	case isTerminal(stderr) && benchEnv(env, "TERM") != "dumb":
+		return transfer.ProgressBars
+	default:
+		return transfer.ProgressLines
+	}
+}
+
+// isTerminal reports whether w is a terminal.
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	return ok && term.IsTerminal(int(f.Fd()))
+}

@@ -1,0 +1,255 @@
+package transfer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"sync/atomic"
+
+	"golang.org/x/sys/unix"
+)
+
+// sendChunk is how much one sendfile call may move: the write deadline
+// and progress are refreshed between chunks.
+const sendChunk = 4 << 20
+
+var errHashStopped = errors.New("hash stopped")
+
+// sendAll sends every accepted file, in manifest order.
+func (s *sender) sendAll(ctx context.Context) error {
+	for i, src := range s.srcs {
+		if src.Kind != kindFile || s.answers[i].Verdict == vReject {
+			continue
+		}
+		if err := s.sendFile(i); err != nil {
+			return err
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+	}
+	return nil
+}
+
+// sendFile acts on the receiver's answer for file i: resume after a
+// matching prefix (else restart from 0), or compare with the receiver's
+// existing file and skip, refuse or replace it. It returns an error only
+// when the connection cannot go on.
+func (s *sender) sendFile(i int) error {
+	src, a := s.srcs[i], s.answers[i]
+	f, err := os.Open(src.Path)
+	if err == nil {
+		if err = sameFile(f, src); err != nil {
+			f.Close()
+		}
+	}
+	if err != nil {
+		return s.failLocal(i, err)
+	}
+	defer f.Close()
+	h := newHasher()
+	if a.Verdict == vCheck {
+		return s.sendChecked(i, f, h, a)
+	}
+	off := a.Offset
+	if off > 0 {
+		if err := hashRange(f, 0, off, h, s.buffer(), s.tick); err != nil {
+			return s.failLocal(i, err)
+		}
+		if sum(h) != a.Hash {
+			off = 0 // the receiver's partial file is not a prefix of ours
+			h.Reset()
+		}
+	}
+	return s.sendData(i, f, off, h, nil)
+}
+
+func (s *sender) sendChecked(i int, f *os.File, h *hasher, a answer) error {
+	src := s.srcs[i]
+	if err := hashRange(f, 0, src.Size, h, s.buffer(), s.tick); err != nil {
+		return s.failLocal(i, err)
+	}
+	full := sum(h)
+	switch {
+	case full == a.Hash:
+		s.sum.Skipped++
+		s.em.emit(Event{Kind: EventSkip, File: src.Name, Size: src.Size, Hash: hexHash(full), Reason: "already there (same size and hash)"})
+		return s.writeSkip(skip{Index: uint32(i), Why: skipIdentical})
+	case !a.Overwrite:
+		s.sum.Rejected++
+		s.em.emit(Event{Kind: EventReject, File: src.Name, Reason: reasonExists})
+		return s.writeSkip(skip{Index: uint32(i), Why: skipDiffers})
+	}
+	return s.sendData(i, f, 0, nil, &full)
+}
+
+// failLocal reports a file the sender could not read and tells the
+// receiver, unless the failure was the connection's.
+func (s *sender) failLocal(i int, err error) error {
+	if s.werr != nil {
+		return s.werr
+	}
+	s.sum.Failed++
+	reason := "cannot read: " + err.Error()
+	s.em.emit(Event{Kind: EventError, File: s.srcs[i].Name, Reason: reason})
+	return s.writeSkip(skip{Index: uint32(i), Why: skipFailed, Reason: reason})
+}
+
+func (s *sender) writeSkip(sk skip) error {
+	s.writeFrame(fSkip, appendSkip(nil, sk))
+	return s.flush()
+}
+
+// sendData sends file i from off: a DATA frame, the bytes, and a trailer
+// with the hash of the whole file, either known already or computed
+// into h (which holds [0,off)) while the bytes go out.
+func (s *sender) sendData(i int, f *os.File, off int64, h *hasher, known *[hashLen]byte) error {
+	src := s.srcs[i]
+	s.em.emit(Event{Kind: EventStart, File: src.Name, Size: src.Size, Offset: off})
+	s.writeFrame(fData, appendDataHdr(nil, uint32(i), off))
+	if err := s.flush(); err != nil {
+		return err
+	}
+	var changed error
+	var err error
+	if s.tcp != nil {
+		changed, err = s.sendfileBody(f, src, off, h)
+	} else {
+		changed, err = s.copyBody(f, src, off, h)
+	}
+	if err != nil {
+		return err
+	}
+	s.sum.Bytes += src.Size - off
+	s.sentData++
+	tr := result{Index: uint32(i), OK: changed == nil}
+	switch {
+	case changed != nil:
+		tr.Reason = "file changed while being sent: " + changed.Error()
+	case known != nil:
+		tr.Hash = *known
+	default:
+		tr.Hash = sum(h)
+	}
+	s.writeFrame(fTrailer, appendResult(nil, tr))
+	return s.flush()
+}
+
+// sendfileBody moves the bytes with sendfile (no copy through user
+// space) while a second goroutine hashes the same range from the page
+// cache. changed is set when the file shrank; the missing bytes are sent
+// as zeros to keep the stream in step.
+func (s *sender) sendfileBody(f *os.File, src source, off int64, h *hasher) (changed, err error) {
+	var hashErr error
+	var stop atomic.Bool
+	done := make(chan struct{})
+	if h == nil {
+		close(done)
+	} else {
+		go func() {
+			defer close(done)
+			hashErr = hashRange(f, off, src.Size, h, s.buffer(), func() error {
+				if stop.Load() {
+					return errHashStopped
+				}
+				return nil
+			})
+		}()
+	}
+	defer func() { stop.Store(true); <-done }()
+	pos, err := s.sendfile(f, src, off)
+	if err != nil {
+		return nil, err
+	}
+	if pos < src.Size {
+		return errShrank, s.pad(src.Size - pos)
+	}
+	<-done
+	return hashErr, nil
+}
+
+// sendfile sends f[off, src.Size) with sendfile(2) from one raw-conn
+// callback: no allocation per chunk, the write deadline renewed each time
+// the socket is full, progress between calls. It returns where it
+// stopped: short of the size when the file shrank.
+func (s *sender) sendfile(f *os.File, src source, off int64) (int64, error) {
+	if s.raw == nil {
+		raw, err := s.tcp.SyscallConn()
+		if err != nil {
+			return off, fmt.Errorf("transfer: %w", err)
+		}
+		s.raw = raw
+	}
+	tk := newFileTicker(s.em, "", src.Name, src.Size)
+	in := int(f.Fd())
+	pos := off
+	var serr error
+	s.writeDeadline()
+	err := s.raw.Write(func(out uintptr) bool {
+		for pos < src.Size {
+			n, err := unix.Sendfile(int(out), in, &pos, int(min(sendChunk, src.Size-pos)))
+			switch {
+			case err == unix.EAGAIN:
+				s.writeDeadline()
+				return false // wait until the socket can take more
+			case err == unix.EINTR:
+				continue
+			case err != nil:
+				serr = err
+				return true
+			case n == 0:
+				return true // end of file: it shrank
+			}
+			tk.at(pos)
+		}
+		return true
+	})
+	if err == nil {
+		err = serr
+	}
+	if err != nil {
+		return pos, s.writeErr(err)
+	}
+	return pos, nil
+}
+
+// copyBody reads, hashes and writes through a buffer: the path for TLS.
+func (s *sender) copyBody(f *os.File, src source, off int64, h *hasher) (changed, err error) {
+	buf := s.buffer()
+	tk := newFileTicker(s.em, "", src.Name, src.Size)
+	for pos := off; pos < src.Size; {
+		chunk := buf[:min(int64(len(buf)), src.Size-pos)]
+		n, rerr := f.ReadAt(chunk, pos)
+		if h != nil {
+			h.Write(chunk[:n])
+		}
+		s.writeDeadline()
+		if _, err := s.conn.Write(chunk[:n]); err != nil {
+			return nil, s.writeErr(err)
+		}
+		pos += int64(n)
+		if n < len(chunk) {
+			if rerr == nil || rerr == io.EOF {
+				rerr = errShrank
+			}
+			return rerr, s.pad(src.Size - pos)
+		}
+		tk.at(pos)
+	}
+	return nil, nil
+}
+
+// pad sends n zero bytes in place of data the file no longer has.
+func (s *sender) pad(n int64) error {
+	for n > 0 {
+		k := min(n, int64(len(zeros)))
+		s.writeDeadline()
+		if _, err := s.conn.Write(zeros[:k]); err != nil {
+			return s.writeErr(err)
+		}
+		n -= k
+	}
+	return nil
+}

@@ -1,0 +1,152 @@
+package transfer
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+)
+
+// receiveSpliced is receiveBody for plain TCP: the bytes go from the
+// socket into a pipe and from the pipe into the file with splice(2),
+// never through user space, and a goroutine hashes the written range a
+// step behind, from the page cache (see hashRange).
+func (rc *recvConn) receiveSpliced(tcp *net.TCPConn, f *os.File, e entry, off int64, h *hasher) (int64, error) {
+	pos := off
+	// The frame reader may hold the first bytes already.
+	if n := int(min(int64(rc.br.Buffered()), e.Size-pos)); n > 0 {
+		b, _ := rc.br.Peek(n)
+		if _, err := f.WriteAt(b, pos); err != nil {
+			return 0, &diskError{name: e.Name, err: err}
+		}
+		rc.br.Discard(n)
+		pos += int64(n)
+	}
+	marks := make(chan int64, 16) // written up to; closed when done
+	done := make(chan struct{})
+	var herr error
+	go func() {
+		defer close(done)
+		from := off
+		for to := range marks {
+			if herr == nil {
+				herr = hashRange(f, from, to, h, rc.buffer(), nil)
+			}
+			from = to
+		}
+	}()
+	tk := newFileTicker(rc.srv.em, rc.peer, e.Name, e.Size)
+	last := pos
+	err := rc.splice(tcp, f, e.Name, &pos, e.Size, func() {
+		if pos-last >= hashBehind {
+			marks <- pos
+			last = pos
+		}
+		tk.at(pos)
+	})
+	marks <- pos
+	close(marks)
+	<-done
+	if err == nil && herr != nil {
+		err = &diskError{name: e.Name, err: herr}
+	}
+	return pos - off, err
+}
+
+// splicePipe is a connection's pipe for splice(2), 1 MiB when the system
+// allows.
+type splicePipe struct{ r, w int }
+
+func newSplicePipe() (*splicePipe, error) {
+	var fds [2]int
+	if err := unix.Pipe2(fds[:], unix.O_CLOEXEC); err != nil {
+		return nil, err
+	}
+	unix.FcntlInt(uintptr(fds[0]), unix.F_SETPIPE_SZ, chunkSize)
+	return &splicePipe{r: fds[0], w: fds[1]}, nil
+}
+
+func (p *splicePipe) close() {
+	unix.Close(p.r)
+	unix.Close(p.w)
+}
+
+// splice moves the socket's bytes into f (the partial file of name) from
+// *pos up to end, advancing
+// *pos and calling step after each move. It runs in one raw-conn read
+// callback (no allocation per chunk) and renews the read deadline each
+// time the socket runs dry. A socket error is a lostError, a file error a
+// diskError.
+func (rc *recvConn) splice(tcp *net.TCPConn, f *os.File, name string, pos *int64, end int64, step func()) error {
+	if rc.pipe == nil {
+		p, err := newSplicePipe()
+		if err != nil {
+			return fmt.Errorf("transfer: pipe: %w", err)
+		}
+		rc.pipe = p
+	}
+	if rc.raw == nil {
+		raw, err := tcp.SyscallConn()
+		if err != nil {
+			return fmt.Errorf("transfer: %w", err)
+		}
+		rc.raw = raw
+	}
+	out := int(f.Fd())
+	var rerr, werr error
+	rc.readDeadline()
+	err := rc.raw.Read(func(sock uintptr) bool {
+		for *pos < end {
+			n, err := unix.Splice(int(sock), nil, rc.pipe.w, nil, int(min(chunkSize, end-*pos)), unix.SPLICE_F_MOVE|unix.SPLICE_F_NONBLOCK)
+			switch {
+			case err == unix.EAGAIN:
+				rc.readDeadline()
+				return false // wait for more from the socket
+			case err == unix.EINTR:
+				continue
+			case err != nil:
+				rerr = err
+				return true
+			case n == 0:
+				rerr = io.ErrUnexpectedEOF
+				return true
+			}
+			if werr = drainPipe(rc.pipe.r, out, pos, n); werr != nil {
+				return true
+			}
+			step()
+		}
+		return true
+	})
+	switch {
+	case werr != nil:
+		return &diskError{name: name, err: werr}
+	case rerr != nil:
+		return rc.connErr(rerr)
+	case err != nil:
+		return rc.connErr(err)
+	}
+	return nil
+}
+
+// drainPipe moves n bytes from the pipe into the file at *pos.
+func drainPipe(pipe, out int, pos *int64, n int64) error {
+	for n > 0 {
+		m, err := unix.Splice(pipe, nil, out, pos, int(n), unix.SPLICE_F_MOVE)
+		if errors.Is(err, syscall.EINTR) {
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		if m == 0 {
+			return io.ErrShortWrite
+		}
+		n -= m
+	}
+	return nil
+}
