@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"strings"
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
@@ -251,7 +250,7 @@ func runBenchCmd(cmd *cobra.Command, setup benchSetup, bf *benchFlags, sc bench.
 	opts := &benchOptions{Config: bf.cfg, Scenario: sc, JSON: bf.json, Stdout: cmd.OutOrStdout(), Stderr: cmd.ErrOrStderr()}
 	opts.Config.SourceIPs = ips
 	if opts.Config.APIKey == "" {
-		opts.Config.APIKey = benchEnv(setup.env, "NETKIT_HUB_API_KEY")
+		opts.Config.APIKey = envValue(setup.env, "NETKIT_HUB_API_KEY")
 	}
 	if isBenchTerminal(opts.Stderr) {
 		opts.Config.Progress = opts.Stderr
@@ -291,16 +290,6 @@ func benchGroupArgs(cmd *cobra.Command, args []string) error {
 		msg += fmt.Sprintf("; did you mean %q?", s[0])
 	}
 	return &usageError{errors.New(msg)}
-}
-
-// benchEnv returns the value of key in env (os.Environ form), or "".
-func benchEnv(env []string, key string) string {
-	for i := len(env) - 1; i >= 0; i-- {
-		if k, v, ok := strings.Cut(env[i], "="); ok && k == key {
-			return v
-		}
-	}
-	return ""
 }
 
 // isTerminal reports whether w is a terminal (a character device).

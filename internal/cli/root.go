@@ -151,3 +151,13 @@ func noArgs(_ *cobra.Command, args []string) error {
 	}
 	return nil
 }
+
+// envValue returns the value of key in env (os.Environ form), or "".
+func envValue(env []string, key string) string {
+	for i := len(env) - 1; i >= 0; i-- {
+		if k, v, ok := strings.Cut(env[i], "="); ok && k == key {
+			return v
+		}
+	}
+	return ""
+}

@@ -253,7 +253,7 @@ func (o *outputFlags) style(stderr io.Writer, env []string) transfer.ProgressSty
 		return transfer.ProgressJSON
 	case o.quiet:
 		return transfer.ProgressQuiet
-	case isTerminal(stderr) && benchEnv(env, "TERM") != "dumb":
+	case isTerminal(stderr) && envValue(env, "TERM") != "dumb":
 		return transfer.ProgressBars
 	default:
 		return transfer.ProgressLines
