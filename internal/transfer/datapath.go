@@ -64,7 +64,7 @@ func (rc *recvConn) receiveBody(f *os.File, e entry, off int64, h *hasher) (int6
 	if e.Size-off < pipeMinSize {
 		return rc.receiveSerial(f, e, off, h)
 	}
-	if tcp, ok := rc.conn.(*net.TCPConn); ok {
+	if tcp, ok := rc.conn.(*net.TCPConn); ok && canSplice {
 		return rc.receiveSpliced(tcp, f, e, off, h)
 	}
 	if rc.bufs == nil {

@@ -6,10 +6,8 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"runtime/debug"
 
 	"github.com/zeebo/blake3"
-	"golang.org/x/sys/unix"
 )
 
 // hashWindow is how much of a file hashRange maps at a time; tick runs
@@ -42,7 +40,7 @@ func hashRange(f *os.File, from, to int64, h *hasher, buf []byte, tick func() er
 	for off := from; off < to; {
 		n := min(hashWindow, to-off)
 		err := hashMapped(f, off, n, h)
-		if errors.Is(err, unix.ENODEV) || errors.Is(err, unix.EACCES) || errors.Is(err, unix.EINVAL) {
+		if errors.Is(err, errors.ErrUnsupported) {
 			err = hashRead(f, off, n, h, buf)
 		}
 		if err != nil {
@@ -55,30 +53,6 @@ func hashRange(f *os.File, from, to int64, h *hasher, buf []byte, tick func() er
 			}
 		}
 	}
-	return nil
-}
-
-// hashMapped hashes f[off, off+n) through a read-only mapping. The file
-// may shrink while mapped: the fault becomes a panic, recovered here.
-func hashMapped(f *os.File, off, n int64, h *hasher) (err error) {
-	// Mappings start on a page boundary.
-	pad := off % int64(os.Getpagesize())
-	m, err := unix.Mmap(int(f.Fd()), off-pad, int(n+pad), unix.PROT_READ, unix.MAP_SHARED|unix.MAP_POPULATE)
-	if err != nil {
-		return err
-	}
-	defer unix.Munmap(m)
-	_ = unix.Madvise(m, unix.MADV_SEQUENTIAL)
-	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
-	defer func() {
-		if r := recover(); r != nil {
-			if _, ok := r.(interface{ Addr() uintptr }); !ok {
-				panic(r)
-			}
-			err = errShrank
-		}
-	}()
-	h.Write(m[pad:])
 	return nil
 }
 

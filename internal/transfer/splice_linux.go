@@ -1,3 +1,5 @@
+//go:build linux
+
 package transfer
 
 import (
@@ -10,6 +12,10 @@ import (
 
 	"golang.org/x/sys/unix"
 )
+
+// canSplice reports whether receiveSpliced is available: splice(2) is
+// Linux only.
+const canSplice = true
 
 // receiveSpliced is receiveBody for plain TCP: the bytes go from the
 // socket into a pipe and from the pipe into the file with splice(2),
