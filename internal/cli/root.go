@@ -99,6 +99,9 @@ Exit status: 0 on success, 1 when a command fails (bad settings included),
 		newHubCmd(env, runHub),
 		newBenchCmd(env, nil),
 		newSendCmd(env, nil), newRecvCmd(env, nil),
+		newUDPCmd(env, nil),
+		newTCPCmd(env, nil),
+		newStatesCmd(env, nil),
 		newVersionCmd(),
 	)
 	return root

@@ -1,0 +1,358 @@
+package states
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"os/exec"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+)
+
+// waitFor polls check until it returns nil or d passes: only for kernel
+// state, which has no signal to wait on.
+func waitFor(t *testing.T, d time.Duration, check func() error) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for {
+		err := check()
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatal(err)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// triple is what a socket test compares: addresses and state.
+type triple struct {
+	local, remote netip.AddrPort
+	state         State
+}
+
+func (tr triple) String() string { return fmt.Sprintf("%s %s %s", tr.local, tr.remote, tr.state) }
+
+func addrPort(a net.Addr) netip.AddrPort { return a.(*net.TCPAddr).AddrPort() }
+
+// dialPair connects to ln and accepts: the client and server ends.
+func dialPair(t *testing.T, ln net.Listener) (c, s *net.TCPConn) {
+	t.Helper()
+	cc, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	sc, err := ln.Accept()
+	if err != nil {
+		cc.Close()
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cc.Close(); sc.Close() })
+	return cc.(*net.TCPConn), sc.(*net.TCPConn)
+}
+
+// knownStates opens, on host (127.0.0.1 or ::1), a listener, an
+// established pair, a half-closed pair and a closed one, and returns the
+// listener's port and the triples each source must report for it.
+func knownStates(t *testing.T, src Source, host string) (uint16, []triple) {
+	t.Helper()
+	ln, err := net.Listen("tcp", net.JoinHostPort(host, "0"))
+	if err != nil {
+		t.Skipf("no %s: %v", host, err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	lnAddr := addrPort(ln.Addr())
+	any := netip.AddrPortFrom(netip.IPv6Unspecified(), 0)
+	if lnAddr.Addr().Is4() {
+		any = netip.AddrPortFrom(netip.IPv4Unspecified(), 0)
+	}
+	want := []triple{{lnAddr, any, Listen}}
+	pair := func(c, s *net.TCPConn, cs, ss State) {
+		want = append(want, triple{addrPort(c.LocalAddr()), lnAddr, cs}, triple{lnAddr, addrPort(c.LocalAddr()), ss})
+	}
+
+	c1, s1 := dialPair(t, ln)
+	pair(c1, s1, Established, Established)
+
+	// The client shuts its side: FIN_WAIT2 there, CLOSE_WAIT on the server,
+	// which does not close.
+	c2, s2 := dialPair(t, ln)
+	if err := c2.CloseWrite(); err != nil {
+		t.Fatal(err)
+	}
+	pair(c2, s2, FinWait2, CloseWait)
+
+	// The client closes first, then the server: TIME_WAIT on the client,
+	// nothing left on the server once its LAST_ACK is acknowledged.
+	c3, s3 := dialPair(t, ln)
+	c3Addr := addrPort(c3.LocalAddr())
+	c3.Close()
+	waitForStates(t, src, []triple{{lnAddr, c3Addr, CloseWait}})
+	s3.Close()
+	want = append(want, triple{c3Addr, lnAddr, TimeWait})
+	return lnAddr.Port(), want
+}
+
+// waitForStates waits until a snapshot from src holds every triple.
+func waitForStates(t *testing.T, src Source, want []triple) {
+	t.Helper()
+	waitFor(t, 5*time.Second, func() error {
+		socks, err := Snapshot(context.Background(), src)
+		if err != nil {
+			return err
+		}
+		have := make(map[triple]bool)
+		for _, s := range socks {
+			have[triple{s.Local, s.Remote, s.State}] = true
+		}
+		var missing []string
+		for _, w := range want {
+			if !have[w] {
+				missing = append(missing, w.String())
+			}
+		}
+		if len(missing) > 0 {
+			return fmt.Errorf("%s source lacks %s", src, strings.Join(missing, "; "))
+		}
+		return nil
+	})
+}
+
+// portTriples returns the triples of the sockets on port, sorted.
+func portTriples(socks []Socket, port uint16) []string {
+	var out []string
+	for _, s := range Select(socks, Filter{Port: port}) {
+		out = append(out, triple{s.Local, s.Remote, s.State}.String())
+	}
+	slices.Sort(out)
+	return out
+}
+
+func TestSnapshotKnownStates(t *testing.T) {
+	for _, host := range []string{"127.0.0.1", "::1"} {
+		for _, src := range []Source{Netlink, Proc} {
+			t.Run(host+"/"+string(src), func(t *testing.T) {
+				port, want := knownStates(t, src, host)
+				waitForStates(t, src, want)
+				// Nothing else on the port: the server end of the closed pair
+				// has gone.
+				waitFor(t, 5*time.Second, func() error {
+					socks, err := Snapshot(context.Background(), src)
+					if err != nil {
+						return err
+					}
+					if got := portTriples(socks, port); len(got) != len(want) {
+						return fmt.Errorf("sockets on port %d:\n%s\nwant %d", port, strings.Join(got, "\n"), len(want))
+					}
+					return nil
+				})
+				// The other source agrees.
+				other := map[Source]Source{Netlink: Proc, Proc: Netlink}[src]
+				a, err1 := Snapshot(context.Background(), src)
+				b, err2 := Snapshot(context.Background(), other)
+				if err := errors.Join(err1, err2); err != nil {
+					t.Fatal(err)
+				}
+				if pa, pb := portTriples(a, port), portTriples(b, port); !slices.Equal(pa, pb) {
+					t.Fatalf("%s says\n%s\n%s says\n%s", src, strings.Join(pa, "\n"), other, strings.Join(pb, "\n"))
+				}
+			})
+		}
+	}
+}
+
+func TestOwners(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	socks, err := Snapshot(context.Background(), Netlink)
+	if err != nil {
+		t.Fatal(err)
+	}
+	owners, err := Owners(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	SetOwners(socks, owners)
+	for _, s := range socks {
+		if s.Local == addrPort(ln.Addr()) && s.State == Listen {
+			comm, _ := os.ReadFile("/proc/self/comm")
+			if s.PID != os.Getpid() || s.Program != strings.TrimSpace(string(comm)) {
+				t.Fatalf("listener owned by %d/%s, want %d/%s", s.PID, s.Program, os.Getpid(), comm)
+			}
+			return
+		}
+	}
+	t.Fatalf("no listener %s in the snapshot", ln.Addr())
+}
+
+// ssStates maps ss's state names to ours.
+var ssStates = map[string]State{
+	"LISTEN": Listen, "ESTAB": Established, "SYN-SENT": SynSent, "SYN-RECV": SynRecv,
+	"FIN-WAIT-1": FinWait1, "FIN-WAIT-2": FinWait2, "TIME-WAIT": TimeWait, "UNCONN": Close,
+	"CLOSE-WAIT": CloseWait, "LAST-ACK": LastAck, "CLOSING": Closing,
+}
+
+// parseSSAddr reads ss's "127.0.0.1:8000", "[::1]:8000", "0.0.0.0:*",
+// "[::]:*" or "*:*".
+func parseSSAddr(s string, v4 bool) (netip.AddrPort, error) {
+	i := strings.LastIndexByte(s, ':')
+	if i < 0 {
+		return netip.AddrPort{}, fmt.Errorf("ss address %q", s)
+	}
+	host, port := strings.Trim(s[:i], "[]"), s[i+1:]
+	if port == "*" {
+		port = "0"
+	}
+	if host == "*" {
+		host = "::"
+		if v4 {
+			host = "0.0.0.0"
+		}
+	}
+	if i := strings.IndexByte(host, '%'); i >= 0 {
+		host = host[:i] // a link-local address's zone
+	}
+	return netip.ParseAddrPort(net.JoinHostPort(host, port))
+}
+
+// TestCompareSS checks that netkit and "ss -tan" see the same sockets on
+// the test's ports. Without ss it skips, unless NETKIT_PEERS=required.
+func TestCompareSS(t *testing.T) {
+	ss, err := exec.LookPath("ss")
+	if err != nil {
+		if os.Getenv("NETKIT_PEERS") == "required" {
+			t.Fatalf("ss not found and NETKIT_PEERS=required: apt-get install iproute2")
+		}
+		t.Skip("ss not found (apt-get install iproute2); set NETKIT_PEERS=required to fail instead")
+	}
+	for _, host := range []string{"127.0.0.1", "::1"} {
+		t.Run(host, func(t *testing.T) {
+			port, want := knownStates(t, Netlink, host)
+			waitForStates(t, Netlink, want)
+			out, err := exec.Command(ss, "-tan").Output()
+			if err != nil {
+				t.Fatalf("ss -tan: %v", err)
+			}
+			var fromSS []Socket
+			sc := bufio.NewScanner(bytes.NewReader(out))
+			for sc.Scan() {
+				f := strings.Fields(sc.Text())
+				if len(f) < 5 || f[0] == "State" {
+					continue
+				}
+				st, ok := ssStates[f[0]]
+				if !ok {
+					t.Fatalf("ss state %q in %q", f[0], sc.Text())
+				}
+				v4 := strings.Count(f[3], ":") == 1 && !strings.HasPrefix(f[3], "[")
+				l, err1 := parseSSAddr(f[3], v4)
+				r, err2 := parseSSAddr(f[4], v4)
+				if err := errors.Join(err1, err2); err != nil {
+					t.Fatalf("ss line %q: %v", sc.Text(), err)
+				}
+				fromSS = append(fromSS, Socket{Local: l, Remote: r, State: st})
+			}
+			ours, err := Snapshot(context.Background(), Netlink)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if a, b := portTriples(ours, port), portTriples(fromSS, port); !slices.Equal(a, b) {
+				t.Fatalf("netkit says\n%s\nss -tan says\n%s", strings.Join(a, "\n"), strings.Join(b, "\n"))
+			}
+		})
+	}
+}
+
+// TestWatch watches a listener's port while a connection opens and
+// closes, and checks the log: each end established, then closing, and
+// the server's end gone.
+func TestWatch(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	lnAddr := addrPort(ln.Addr())
+	ctx, cancel := context.WithCancel(context.Background())
+	events := make(chan Event, 100)
+	done := make(chan []Transition)
+	started := make(chan struct{})
+	go func() {
+		defer close(done)
+		// The listener is in the baseline: dial only once it is taken.
+		cfg := WatchConfig{Source: Netlink, Port: lnAddr.Port(), Interval: 5 * time.Millisecond, Started: func(int) { close(started) }}
+		ts, err := Watch(ctx, cfg, func(e Event) { events <- e })
+		if err != nil {
+			t.Error(err)
+		}
+		done <- ts
+	}()
+	<-started
+
+	var seen []Event
+	logString := func() string {
+		var b strings.Builder
+		for _, e := range seen {
+			b.WriteString(e.String() + "\n")
+		}
+		return b.String()
+	}
+	// next returns the first event for local -> remote that matches,
+	// among those seen so far or, reading more, to come.
+	next := func(local, remote netip.AddrPort, match func(Event) bool) Event {
+		t.Helper()
+		timeout := time.After(5 * time.Second)
+		for i := 0; ; i++ {
+			for ; i < len(seen); i++ {
+				if e := seen[i]; e.Local == local && e.Remote == remote && match(e) {
+					return e
+				}
+			}
+			select {
+			case e := <-events:
+				seen = append(seen, e)
+			case <-timeout:
+				t.Fatalf("no such event for %s -> %s; log:\n%s", local, remote, logString())
+			}
+			i--
+		}
+	}
+	to := func(s State) func(Event) bool { return func(e Event) bool { return e.To == s } }
+
+	c, s := dialPair(t, ln)
+	cAddr := addrPort(c.LocalAddr())
+	next(cAddr, lnAddr, to(Established))
+	next(lnAddr, cAddr, to(Established))
+	c.Close()
+	next(cAddr, lnAddr, to(FinWait2))
+	next(lnAddr, cAddr, to(CloseWait))
+	s.Close()
+	gone := next(lnAddr, cAddr, to(0))
+	if !slices.Equal(gone.Path, []State{Established, CloseWait}) && !slices.Equal(gone.Path, []State{Established, CloseWait, LastAck}) {
+		t.Errorf("server end's path %v, want ESTABLISHED, CLOSE_WAIT (, LAST_ACK)", gone.Path)
+	}
+	if !strings.HasSuffix(gone.String(), "-> gone") {
+		t.Errorf("gone event %q", gone)
+	}
+	next(cAddr, lnAddr, to(TimeWait))
+	cancel()
+	ts := <-done
+	var sum bytes.Buffer
+	WriteTransitions(&sum, ts)
+	for _, want := range []string{"ESTABLISHED -> CLOSE_WAIT", "FIN_WAIT2 -> TIME_WAIT", "-> gone"} {
+		if !strings.Contains(sum.String(), want) {
+			t.Errorf("summary lacks %q:\n%s", want, sum.String())
+		}
+	}
+}

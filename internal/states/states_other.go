@@ -1,0 +1,25 @@
+//go:build !linux
+
+package states
+
+import (
+	"context"
+	"fmt"
+	"runtime"
+)
+
+// Snapshot is Linux only: elsewhere it returns an error wrapping
+// ErrNotImplemented.
+func Snapshot(context.Context, Source) ([]Socket, error) {
+	return nil, notSupported()
+}
+
+// Owners is Linux only: elsewhere it returns an error wrapping
+// ErrNotImplemented.
+func Owners(context.Context) (map[uint64]Owner, error) {
+	return nil, notSupported()
+}
+
+func notSupported() error {
+	return fmt.Errorf("states: not supported on %s, only on linux: %w", runtime.GOOS, ErrNotImplemented)
+}

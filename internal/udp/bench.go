@@ -1,0 +1,316 @@
+package udp
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"net"
+	"slices"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// benchMagic starts every bench datagram; others are ignored.
+var benchMagic = [4]byte{'N', 'K', 'B', '1'}
+
+// MinBenchSize is the smallest bench datagram: magic, sequence number and
+// send time.
+const MinBenchSize = 20
+
+// BenchConfig is the load Bench generates.
+type BenchConfig struct {
+	Addr     string        // HOST:PORT of an echo server
+	Rate     int           // datagrams per second, at least 1
+	Size     int           // bytes per datagram, MinBenchSize to 65507
+	Duration time.Duration // how long to send
+	Wait     time.Duration // how long to wait for late echoes after the last send; 0 means 1s
+}
+
+// Report is what Bench measured. Loss counts every datagram sent whose
+// echo did not come back within Wait, in either direction.
+type Report struct {
+	Addr        string  `json:"addr"`
+	Size        int     `json:"size"`
+	TargetRate  int     `json:"target_rate"`
+	Duration    float64 `json:"duration_s"`   // time spent sending
+	Sent        int64   `json:"sent"`         // datagrams handed to the kernel
+	SendErrors  int64   `json:"send_errors"`  // sends the kernel refused (not counted in Sent)
+	Received    int64   `json:"received"`     // distinct datagrams echoed back
+	Lost        int64   `json:"lost"`         // Sent - Received
+	LossPercent float64 `json:"loss_percent"` // 100 * Lost / Sent
+	Reordered   int64   `json:"reordered"`    // arrived after a higher sequence number
+	Duplicates  int64   `json:"duplicates"`   // arrived more than once
+	Foreign     int64   `json:"foreign"`      // datagrams that were not ours
+	Rate        float64 `json:"rate"`         // achieved send rate, datagrams/s
+	JitterMs    float64 `json:"jitter_ms"`    // RFC 3550 interarrival jitter of round-trip times
+	RTTMinMs    float64 `json:"rtt_min_ms"`   //
+	RTTP50Ms    float64 `json:"rtt_p50_ms"`   //
+	RTTP90Ms    float64 `json:"rtt_p90_ms"`   //
+	RTTP99Ms    float64 `json:"rtt_p99_ms"`   //
+	RTTMaxMs    float64 `json:"rtt_max_ms"`   //
+	Refused     bool    `json:"refused"`      // the host said nothing listens on the port
+}
+
+// Bench sends cfg.Rate datagrams per second for cfg.Duration to an echo
+// server, each carrying a sequence number and its send time, and measures
+// what comes back. It returns when the sending is over and every echo
+// arrived or Wait passed since the last send, or when ctx ends (then with
+// what was measured so far).
+func Bench(ctx context.Context, cfg BenchConfig) (Report, error) {
+	if err := cfg.check(); err != nil {
+		return Report{}, err
+	}
+	var d net.Dialer
+	c, err := d.DialContext(ctx, "udp", cfg.Addr)
+	if err != nil {
+		return Report{}, fmt.Errorf("udp: bench: %w", err)
+	}
+	conn := c.(*net.UDPConn)
+	defer conn.Close()
+	_ = conn.SetReadBuffer(4 << 20) // best effort: a larger buffer loses less at high rates
+	_ = conn.SetWriteBuffer(4 << 20)
+
+	start := time.Now()
+	rec := &recorder{start: start, complete: make(chan struct{})}
+	var wg sync.WaitGroup
+	wg.Go(func() { rec.loop(conn) })
+
+	rep := Report{Addr: cfg.Addr, Size: cfg.Size, TargetRate: cfg.Rate}
+	sendDur := send(ctx, conn, cfg, start, &rep)
+	rec.setTarget(rep.Sent)
+	t := time.NewTimer(cfg.Wait)
+	select {
+	case <-rec.complete:
+	case <-t.C:
+	case <-ctx.Done():
+	}
+	t.Stop()
+	conn.Close()
+	wg.Wait()
+
+	rec.fill(&rep)
+	rep.Duration = sendDur.Seconds()
+	if sendDur > 0 {
+		rep.Rate = float64(rep.Sent) / sendDur.Seconds()
+	}
+	if rec.err != nil {
+		return rep, rec.err
+	}
+	if rep.Received == 0 && rep.Refused {
+		return rep, fmt.Errorf("udp: bench %s: %w", cfg.Addr, ErrRefused)
+	}
+	return rep, nil
+}
+
+func (c *BenchConfig) check() error {
+	var errs []error
+	if c.Rate < 1 {
+		errs = append(errs, fmt.Errorf("udp: bench rate %d: want at least 1 datagram/s", c.Rate))
+	}
+	if c.Size < MinBenchSize || c.Size > 65507 {
+		errs = append(errs, fmt.Errorf("udp: bench size %d: want %d to 65507 bytes", c.Size, MinBenchSize))
+	}
+	if c.Duration <= 0 {
+		errs = append(errs, fmt.Errorf("udp: bench duration %v: want more than 0", c.Duration))
+	}
+	if c.Wait <= 0 {
+		c.Wait = time.Second
+	}
+	return errors.Join(errs...)
+}
+
+// send paces the datagrams: datagram i leaves at start + i/rate; when the
+// sender falls behind it catches up at once. It returns the time spent.
+func send(ctx context.Context, conn *net.UDPConn, cfg BenchConfig, start time.Time, rep *Report) time.Duration {
+	buf := make([]byte, cfg.Size)
+	copy(buf, benchMagic[:])
+	for i := range buf[MinBenchSize:] {
+		buf[MinBenchSize+i] = byte(i)
+	}
+	interval := time.Second / time.Duration(cfg.Rate)
+	if interval <= 0 {
+		interval = 1
+	}
+	total := int64(cfg.Duration / interval)
+	t := time.NewTimer(0)
+	defer t.Stop()
+	<-t.C
+	for seq := int64(0); seq < total; seq++ {
+		if wait := time.Until(start.Add(time.Duration(seq) * interval)); wait > 0 {
+			t.Reset(wait)
+			select {
+			case <-ctx.Done():
+				return time.Since(start)
+			case <-t.C:
+			}
+		} else if ctx.Err() != nil {
+			return time.Since(start)
+		}
+		binary.BigEndian.PutUint64(buf[4:], uint64(seq))
+		binary.BigEndian.PutUint64(buf[12:], uint64(time.Since(start)))
+		if _, err := conn.Write(buf); err != nil {
+			if errors.Is(err, syscall.ECONNREFUSED) {
+				rep.Refused = true
+			}
+			rep.SendErrors++
+			continue
+		}
+		rep.Sent++
+	}
+	return time.Since(start)
+}
+
+// recorder takes the echoes. Owned by loop until it returns: seen, rtts,
+// highest, jitter, lastTransit and the counters.
+type recorder struct {
+	start    time.Time
+	complete chan struct{} // closed once every datagram sent came back
+
+	mu       sync.Mutex
+	target   int64 // guarded by mu; datagrams sent, once known, else 0
+	received int64 // guarded by mu; distinct echoes
+	closed   bool  // guarded by mu; complete is closed
+
+	seen        []uint64 // bit per sequence number
+	rtts        []time.Duration
+	highest     int64
+	jitter      float64 // RFC 3550 J, in nanoseconds
+	lastTransit time.Duration
+	reordered   int64
+	duplicates  int64
+	foreign     int64
+	refused     bool
+	err         error
+}
+
+func (r *recorder) loop(conn *net.UDPConn) {
+	buf := make([]byte, MaxDatagram)
+	r.highest = -1
+	for {
+		n, err := conn.Read(buf)
+		now := time.Since(r.start)
+		if err != nil {
+			switch {
+			case errors.Is(err, syscall.ECONNREFUSED):
+				r.refused = true
+				continue
+			case !errors.Is(err, net.ErrClosed):
+				r.err = fmt.Errorf("udp: bench receive: %w", err)
+			}
+			return
+		}
+		if n < MinBenchSize || [4]byte(buf[:4]) != benchMagic {
+			r.foreign++
+			continue
+		}
+		seq := int64(binary.BigEndian.Uint64(buf[4:]))
+		sent := time.Duration(binary.BigEndian.Uint64(buf[12:]))
+		if seq < 0 || seq > 1<<32 || sent > now {
+			r.foreign++
+			continue
+		}
+		r.record(seq, now-sent)
+	}
+}
+
+// record counts the echo of seq that took rtt.
+func (r *recorder) record(seq int64, rtt time.Duration) {
+	word, bit := int(seq/64), uint64(1)<<(seq%64)
+	if word >= len(r.seen) {
+		r.seen = append(r.seen, make([]uint64, word+1-len(r.seen))...)
+	}
+	if r.seen[word]&bit != 0 {
+		r.duplicates++
+		return
+	}
+	r.seen[word] |= bit
+	if seq < r.highest {
+		r.reordered++
+	}
+	r.highest = max(r.highest, seq)
+	// RFC 3550 section 6.4.1: J += (|D(i-1,i)| - J) / 16, where D is the
+	// difference of two consecutive transit times, here round trips.
+	if len(r.rtts) > 0 {
+		d := math.Abs(float64(rtt - r.lastTransit))
+		r.jitter += (d - r.jitter) / 16
+	}
+	r.lastTransit = rtt
+	r.rtts = append(r.rtts, rtt)
+
+	r.mu.Lock()
+	r.received++
+	r.checkLocked()
+	r.mu.Unlock()
+}
+
+// setTarget tells the recorder how many datagrams were sent.
+func (r *recorder) setTarget(n int64) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.target = n
+	r.checkLocked()
+}
+
+func (r *recorder) checkLocked() {
+	if !r.closed && r.target > 0 && r.received >= r.target {
+		r.closed = true
+		close(r.complete)
+	}
+}
+
+// fill writes the results into rep; call it after loop returned.
+func (r *recorder) fill(rep *Report) {
+	rep.Received = int64(len(r.rtts))
+	rep.Lost = max(rep.Sent-rep.Received, 0)
+	if rep.Sent > 0 {
+		rep.LossPercent = 100 * float64(rep.Lost) / float64(rep.Sent)
+	}
+	rep.Reordered, rep.Duplicates, rep.Foreign = r.reordered, r.duplicates, r.foreign
+	rep.Refused = rep.Refused || r.refused
+	rep.JitterMs = r.jitter / 1e6
+	if len(r.rtts) == 0 {
+		return
+	}
+	slices.Sort(r.rtts)
+	rep.RTTMinMs = ms(r.rtts[0])
+	rep.RTTP50Ms = ms(percentile(r.rtts, 0.50))
+	rep.RTTP90Ms = ms(percentile(r.rtts, 0.90))
+	rep.RTTP99Ms = ms(percentile(r.rtts, 0.99))
+	rep.RTTMaxMs = ms(r.rtts[len(r.rtts)-1])
+}
+
+// percentile is the nearest-rank q-quantile of sorted.
+func percentile(sorted []time.Duration, q float64) time.Duration {
+	i := int(math.Ceil(q*float64(len(sorted)))) - 1
+	return sorted[min(max(i, 0), len(sorted)-1)]
+}
+
+func ms(d time.Duration) float64 { return float64(d) / 1e6 }
+
+// WriteText writes the report for people.
+func (rep Report) WriteText(w io.Writer) error {
+	_, err := fmt.Fprintf(w, `udp bench %s: %d-byte datagrams, %d/s target, %.1fs
+sent        %d (%.0f/s achieved)%s
+received    %d
+lost        %d (%.2f%%)
+reordered   %d
+duplicates  %d
+jitter      %.3f ms (RFC 3550, on round-trip times)
+rtt         min %.3f  p50 %.3f  p90 %.3f  p99 %.3f  max %.3f ms
+`, rep.Addr, rep.Size, rep.TargetRate, rep.Duration,
+		rep.Sent, rep.Rate, sendErrNote(rep.SendErrors), rep.Received, rep.Lost, rep.LossPercent,
+		rep.Reordered, rep.Duplicates, rep.JitterMs,
+		rep.RTTMinMs, rep.RTTP50Ms, rep.RTTP90Ms, rep.RTTP99Ms, rep.RTTMaxMs)
+	return err
+}
+
+func sendErrNote(n int64) string {
+	if n == 0 {
+		return ""
+	}
+	return fmt.Sprintf(", %d refused by the kernel", n)
+}

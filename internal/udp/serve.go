@@ -1,0 +1,108 @@
+package udp
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/netip"
+	"syscall"
+)
+
+// Mode is what a server does with each datagram.
+type Mode string
+
+// The server modes.
+const (
+	ModeEcho    Mode = "echo"    // send it back to its sender
+	ModePrint   Mode = "print"   // write "<peer> <bytes>: <text>" to Out
+	ModeDiscard Mode = "discard" // count it only
+)
+
+// ParseMode returns the Mode named s.
+func ParseMode(s string) (Mode, error) {
+	switch m := Mode(s); m {
+	case ModeEcho, ModePrint, ModeDiscard:
+		return m, nil
+	}
+	return "", fmt.Errorf("udp: mode %q: want echo, print or discard", s)
+}
+
+// ServeConfig is how Serve treats datagrams.
+type ServeConfig struct {
+	Mode Mode      // echo, print or discard; "" means echo
+	Out  io.Writer // print mode's output; nil discards it
+}
+
+// Stats are the totals of a Serve.
+type Stats struct {
+	Datagrams int64 // datagrams received
+	Bytes     int64 // payload bytes received
+	Peers     int   // distinct sender addresses
+	Truncated int64 // datagrams larger than MaxDatagram, cut short
+	Errors    int64 // failed echo writes
+}
+
+// String is the one-line summary printed when a server stops.
+func (s Stats) String() string {
+	out := fmt.Sprintf("%d datagrams, %d bytes, %d peers", s.Datagrams, s.Bytes, s.Peers)
+	if s.Truncated > 0 {
+		out += fmt.Sprintf(", %d truncated", s.Truncated)
+	}
+	if s.Errors > 0 {
+		out += fmt.Sprintf(", %d echo errors", s.Errors)
+	}
+	return out
+}
+
+// Serve reads datagrams from conn until ctx ends, then closes conn and
+// returns the totals. Only a read error other than the close ends it early.
+func Serve(ctx context.Context, conn *net.UDPConn, cfg ServeConfig) (Stats, error) {
+	stop := context.AfterFunc(ctx, func() { conn.Close() })
+	defer stop()
+	defer conn.Close()
+	out := cfg.Out
+	if out == nil {
+		out = io.Discard
+	}
+	var st Stats
+	peers := make(map[netip.AddrPort]struct{})
+	buf := make([]byte, MaxDatagram)
+	for {
+		n, _, flags, peer, err := conn.ReadMsgUDPAddrPort(buf, nil)
+		if err != nil {
+			if ctx.Err() != nil {
+				return st, nil
+			}
+			if errors.Is(err, syscall.ECONNREFUSED) {
+				continue // an ICMP error for an earlier echo; not ours to stop on
+			}
+			return st, fmt.Errorf("udp: serve: %w", err)
+		}
+		st.Datagrams++
+		st.Bytes += int64(n)
+		peer = netip.AddrPortFrom(peer.Addr().Unmap(), peer.Port())
+		if _, ok := peers[peer]; !ok {
+			peers[peer] = struct{}{}
+			st.Peers = len(peers)
+		}
+		truncated := flags&syscall.MSG_TRUNC != 0
+		if truncated {
+			st.Truncated++
+		}
+		switch cfg.Mode {
+		case ModePrint:
+			note := ""
+			if truncated {
+				note = " (truncated)"
+			}
+			fmt.Fprintf(out, "%s %d%s: %s\n", peer, n, note, Escape(buf[:n]))
+		case ModeDiscard:
+		default:
+			if _, err := conn.WriteToUDPAddrPort(buf[:n], peer); err != nil {
+				st.Errors++
+			}
+		}
+	}
+}
