@@ -75,7 +75,7 @@ func Bench(ctx context.Context, cfg BenchConfig) (Report, error) {
 	_ = conn.SetWriteBuffer(4 << 20)
 
 	start := time.Now()
-	rec := &recorder{start: start, complete: make(chan struct{})}
+	rec := &recorder{start: start, limit: benchTotal(cfg), complete: make(chan struct{})}
 	var wg sync.WaitGroup
 	wg.Go(func() { rec.loop(conn) })
 
@@ -123,6 +123,14 @@ func (c *BenchConfig) check() error {
 	return errors.Join(errs...)
 }
 
+// benchInterval is the time between two datagrams.
+func benchInterval(cfg BenchConfig) time.Duration {
+	return max(time.Second/time.Duration(cfg.Rate), 1)
+}
+
+// benchTotal is how many datagrams a run sends at most.
+func benchTotal(cfg BenchConfig) int64 { return int64(cfg.Duration / benchInterval(cfg)) }
+
 // send paces the datagrams: datagram i leaves at start + i/rate; when the
 // sender falls behind it catches up at once. It returns the time spent.
 func send(ctx context.Context, conn *net.UDPConn, cfg BenchConfig, start time.Time, rep *Report) time.Duration {
@@ -131,11 +139,8 @@ func send(ctx context.Context, conn *net.UDPConn, cfg BenchConfig, start time.Ti
 	for i := range buf[MinBenchSize:] {
 		buf[MinBenchSize+i] = byte(i)
 	}
-	interval := time.Second / time.Duration(cfg.Rate)
-	if interval <= 0 {
-		interval = 1
-	}
-	total := int64(cfg.Duration / interval)
+	interval := benchInterval(cfg)
+	total := benchTotal(cfg)
 	t := time.NewTimer(0)
 	defer t.Stop()
 	<-t.C
@@ -168,6 +173,7 @@ func send(ctx context.Context, conn *net.UDPConn, cfg BenchConfig, start time.Ti
 // highest, jitter, lastTransit and the counters.
 type recorder struct {
 	start    time.Time
+	limit    int64         // sequence numbers at or above it were never sent
 	complete chan struct{} // closed once every datagram sent came back
 
 	mu       sync.Mutex
@@ -209,7 +215,7 @@ func (r *recorder) loop(conn *net.UDPConn) {
 		}
 		seq := int64(binary.BigEndian.Uint64(buf[4:]))
 		sent := time.Duration(binary.BigEndian.Uint64(buf[12:]))
-		if seq < 0 || seq > 1<<32 || sent > now {
+		if seq < 0 || seq >= r.limit || sent > now { // not ours: ignore, and allocate nothing for it
 			r.foreign++
 			continue
 		}
