@@ -209,18 +209,29 @@ func (r *recorder) loop(conn *net.UDPConn) {
 			}
 			return
 		}
-		if n < MinBenchSize || [4]byte(buf[:4]) != benchMagic {
+		seq, rtt, ok := parseEcho(buf[:n], r.limit, now)
+		if !ok {
 			r.foreign++
 			continue
 		}
-		seq := int64(binary.BigEndian.Uint64(buf[4:]))
-		sent := time.Duration(binary.BigEndian.Uint64(buf[12:]))
-		if seq < 0 || seq >= r.limit || sent > now { // not ours: ignore, and allocate nothing for it
-			r.foreign++
-			continue
-		}
-		r.record(seq, now-sent)
+		r.record(seq, rtt)
 	}
+}
+
+// parseEcho decodes an echoed bench datagram received at now (since the
+// run's start): its sequence number and round trip. ok is false for a
+// datagram that is not one of ours: too short, another magic, a sequence
+// number at or above limit (never sent), or a send time in the future.
+func parseEcho(b []byte, limit int64, now time.Duration) (seq int64, rtt time.Duration, ok bool) {
+	if len(b) < MinBenchSize || [4]byte(b[:4]) != benchMagic {
+		return 0, 0, false
+	}
+	seq = int64(binary.BigEndian.Uint64(b[4:]))
+	sent := time.Duration(binary.BigEndian.Uint64(b[12:]))
+	if seq < 0 || seq >= limit || sent < 0 || sent > now {
+		return 0, 0, false
+	}
+	return seq, now - sent, true
 }
 
 // record counts the echo of seq that took rtt.
