@@ -1,6 +1,7 @@
 package states
 
 import (
+	"bufio"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -9,33 +10,86 @@ import (
 	"strconv"
 	"strings"
 	"text/tabwriter"
+	"unicode/utf8"
 )
 
+// tableHeader names the columns of WriteTable.
+var tableHeader = [...]string{"STATE", "RECV-Q", "SEND-Q", "LOCAL", "REMOTE", "PID/PROGRAM"}
+
 // WriteTable writes socks as a table, one line per socket, in the order
-// given.
+// given, with columns two spaces apart. It builds every cell in one buffer
+// and measures the columns before writing: a snapshot of 20,000 sockets
+// costs a handful of allocations, not several per cell.
 func WriteTable(w io.Writer, socks []Socket) error {
-	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "STATE\tRECV-Q\tSEND-Q\tLOCAL\tREMOTE\tPID/PROGRAM")
-	for _, s := range socks {
-		owner := "-"
-		if s.PID != 0 {
-			owner = strconv.Itoa(s.PID) + "/" + s.Program
-		}
-		fmt.Fprintf(tw, "%s\t%d\t%d\t%s\t%s\t%s\n", s.State, s.RecvQ, s.SendQ, addrString(s.Local), addrString(s.Remote), owner)
+	const cols = len(tableHeader)
+	text := make([]byte, 0, 64*(len(socks)+1))
+	ends := make([]int, 0, cols*(len(socks)+1)) // where each cell ends in text
+	var widths [cols]int
+	cell := func(col, start int) {
+		widths[col] = max(widths[col], utf8.RuneCount(text[start:]))
+		ends = append(ends, len(text))
 	}
-	return tw.Flush()
+	for col, h := range tableHeader {
+		start := len(text)
+		text = append(text, h...)
+		cell(col, start)
+	}
+	for _, s := range socks {
+		start := len(text)
+		text = append(text, s.State.String()...)
+		cell(0, start)
+		start = len(text)
+		text = strconv.AppendUint(text, uint64(s.RecvQ), 10)
+		cell(1, start)
+		start = len(text)
+		text = strconv.AppendUint(text, uint64(s.SendQ), 10)
+		cell(2, start)
+		start = len(text)
+		text = appendAddr(text, s.Local)
+		cell(3, start)
+		start = len(text)
+		text = appendAddr(text, s.Remote)
+		cell(4, start)
+		start = len(text)
+		if s.PID != 0 {
+			text = append(strconv.AppendInt(text, int64(s.PID), 10), '/')
+			text = append(text, s.Program...)
+		} else {
+			text = append(text, '-')
+		}
+		cell(5, start)
+	}
+	bw := bufio.NewWriterSize(w, 64<<10)
+	start := 0
+	for i, end := range ends {
+		c := text[start:end]
+		start = end
+		bw.Write(c)
+		if col := i % cols; col == cols-1 {
+			bw.WriteByte('\n')
+		} else {
+			for range widths[col] - utf8.RuneCount(c) + 2 {
+				bw.WriteByte(' ')
+			}
+		}
+	}
+	return bw.Flush()
 }
 
-// addrString writes port 0 as "*", the way netstat does: "0.0.0.0:*".
-func addrString(ap netip.AddrPort) string {
+// appendAddr appends ap, with port 0 as "*" the way netstat writes it:
+// "0.0.0.0:*".
+func appendAddr(b []byte, ap netip.AddrPort) []byte {
 	if ap.Port() != 0 {
-		return ap.String()
+		return ap.AppendTo(b)
 	}
 	if ap.Addr().Is4() {
-		return ap.Addr().String() + ":*"
+		return append(ap.Addr().AppendTo(b), ":*"...)
 	}
-	return "[" + ap.Addr().String() + "]:*"
+	return append(ap.Addr().AppendTo(append(b, '[')), "]:*"...)
 }
+
+// addrString is appendAddr as a string.
+func addrString(ap netip.AddrPort) string { return string(appendAddr(nil, ap)) }
 
 // WriteJSON writes socks as one JSON array.
 func WriteJSON(w io.Writer, socks []Socket) error {
