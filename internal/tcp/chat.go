@@ -9,6 +9,8 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+
+	"github.com/netkit/netkit/internal/termtext"
 )
 
 // maxNick is the longest name /nick accepts, in bytes.
@@ -120,7 +122,7 @@ func (s *Server) chat(ctx context.Context, cancel context.CancelFunc, conn net.C
 			s.nick(c, nick)
 			continue
 		}
-		s.room.broadcast(c, fmt.Appendf(nil, "<%s> %s\n", c.name, Escape([]byte(line))))
+		s.room.broadcast(c, fmt.Appendf(nil, "<%s> %s\n", c.name, termtext.Escape([]byte(line))))
 	}
 	s.room.leave(c)
 	note := ""
@@ -134,7 +136,7 @@ func (s *Server) chat(ctx context.Context, cancel context.CancelFunc, conn net.C
 
 // nick renames c, telling everyone.
 func (s *Server) nick(c *chatClient, name string) {
-	name = strings.Join(strings.Fields(Escape([]byte(name))), "_")
+	name = strings.Join(strings.Fields(termtext.Escape([]byte(name))), "_")
 	if len(name) > maxNick {
 		name = name[:maxNick]
 	}

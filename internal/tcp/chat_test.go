@@ -76,9 +76,11 @@ func TestChatSlowClient(t *testing.T) {
 		rounds  = 40
 		perRnd  = 10
 	)
-	// Small socket buffers and queue, so that the stuck client fills them
-	// quickly; the others keep up, as the sender waits for them each round.
-	addr := start(t, "127.0.0.1", Config{Mode: ModeChat, ChatQueue: 32, SendBuffer: 4096})
+	// Small socket buffers, so that the stuck client fills them quickly; a
+	// queue of 128 still holds the burst of 48 join notices that every early
+	// client gets while the others connect, so only the stuck one overflows.
+	// The others keep up, as the sender waits for them each round.
+	addr := start(t, "127.0.0.1", Config{Mode: ModeChat, ChatQueue: 128, SendBuffer: 4096})
 	sender, senderR := joinChat(t, addr, 0)
 	stuck, _ := joinChat(t, addr, 4096)
 	stuckName := stuck.LocalAddr().String()

@@ -13,6 +13,8 @@ import (
 	"slices"
 	"sync"
 	"time"
+
+	"github.com/netkit/netkit/internal/termtext"
 )
 
 // Config is how a Server treats its clients.
@@ -206,7 +208,7 @@ func (s *Server) print(r io.Reader, peer string) error {
 		if len(line) > 0 {
 			line = trimEOL(line)
 			s.outMu.Lock()
-			_, werr := fmt.Fprintf(s.cfg.Out, "%s: %s\n", peer, Escape(line))
+			_, werr := fmt.Fprintf(s.cfg.Out, "%s: %s\n", peer, termtext.Escape(line))
 			s.outMu.Unlock()
 			if werr != nil {
 				return werr

@@ -8,9 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
-	"strconv"
 	"strings"
-	"unicode/utf8"
 )
 
 // ErrServerClosed is returned by Serve once ctx has ended.
@@ -63,28 +61,4 @@ func ParsePrefixes(s string) ([]netip.Prefix, error) {
 		out = append(out, p.Masked())
 	}
 	return out, errors.Join(errs...)
-}
-
-// Escape returns b as text safe for a terminal: printable UTF-8 is kept,
-// control characters and invalid bytes are escaped like Go's %q does.
-func Escape(b []byte) string {
-	var sb strings.Builder
-	sb.Grow(len(b))
-	for len(b) > 0 {
-		r, n := utf8.DecodeRune(b)
-		switch {
-		case r == utf8.RuneError && n <= 1:
-			sb.WriteString(`\x`)
-			sb.WriteString(strconv.FormatUint(uint64(b[0])|0x100, 16)[1:])
-		case r == '\\':
-			sb.WriteString(`\\`)
-		case strconv.IsPrint(r):
-			sb.WriteRune(r)
-		default:
-			q := strconv.QuoteRune(r)
-			sb.WriteString(q[1 : len(q)-1])
-		}
-		b = b[n:]
-	}
-	return sb.String()
 }

@@ -10,6 +10,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/netkit/netkit/internal/termtext"
 )
 
 // DialConfig is what Dial sends and how long it waits for replies.
@@ -133,7 +135,7 @@ func (r *replies) loop() {
 			}
 			return
 		}
-		if _, err := fmt.Fprintln(r.out, Escape(buf[:n])); err != nil {
+		if _, err := fmt.Fprintln(r.out, termtext.Escape(buf[:n])); err != nil {
 			r.err = fmt.Errorf("udp: writing stdout: %w", err)
 			return
 		}

@@ -8,6 +8,8 @@ import (
 	"net"
 	"net/netip"
 	"syscall"
+
+	"github.com/netkit/netkit/internal/termtext"
 )
 
 // Mode is what a server does with each datagram.
@@ -97,7 +99,7 @@ func Serve(ctx context.Context, conn *net.UDPConn, cfg ServeConfig) (Stats, erro
 			if truncated {
 				note = " (truncated)"
 			}
-			fmt.Fprintf(out, "%s %d%s: %s\n", peer, n, note, Escape(buf[:n]))
+			fmt.Fprintf(out, "%s %d%s: %s\n", peer, n, note, termtext.Escape(buf[:n]))
 		case ModeDiscard:
 		default:
 			if _, err := conn.WriteToUDPAddrPort(buf[:n], peer); err != nil {

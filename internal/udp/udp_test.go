@@ -66,27 +66,6 @@ func serve(t *testing.T, host string, mode Mode) (addr string, stop func() Stats
 	return conn.LocalAddr().String(), stop, out
 }
 
-func TestEscape(t *testing.T) {
-	tests := []struct {
-		name, in, want string
-	}{
-		{"text", "hello, wörld", "hello, wörld"},
-		{"newline and tab", "a\nb\tc", `a\nb\tc`},
-		{"escape sequence", "\x1b[2Jboom", `\x1b[2Jboom`},
-		{"invalid utf-8", "ok\xff\xfe", `ok\xff\xfe`},
-		{"nul", "\x00", `\x00`},
-		{"backslash", `a\b`, `a\\b`},
-		{"zero width", "a\u200bb", `a\u200bb`},
-	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			if got := Escape([]byte(tc.in)); got != tc.want {
-				t.Fatalf("Escape(%q) = %q, want %q", tc.in, got, tc.want)
-			}
-		})
-	}
-}
-
 func TestServeModes(t *testing.T) {
 	for _, host := range []string{"127.0.0.1", "::1"} {
 		t.Run(host, func(t *testing.T) {
