@@ -19,6 +19,7 @@ import (
 	"github.com/netkit/netkit/internal/bench"
 	"github.com/netkit/netkit/internal/hub"
 	"github.com/netkit/netkit/internal/hubtest"
+	"github.com/netkit/netkit/internal/testenv"
 )
 
 // config returns a Config for the test hub h, reporting on this process
@@ -50,7 +51,7 @@ func run(t *testing.T, cfg bench.Config, sc bench.Scenario) *bench.Report {
 func checkGoroutines(t *testing.T) {
 	before := runtime.NumGoroutine()
 	t.Cleanup(func() {
-		hubtest.WaitFor(t, 5*time.Second, func() error {
+		testenv.WaitFor(t, 5*time.Second, func() error {
 			if n := runtime.NumGoroutine(); n > before {
 				return fmt.Errorf("%d goroutines, want at most %d as before the test", n, before)
 			}

@@ -2,12 +2,14 @@ package broker_test
 
 import (
 	"context"
+	"fmt"
 	"testing"
 	"time"
 
 	"github.com/netkit/netkit/internal/broker"
 	"github.com/netkit/netkit/internal/broker/brokertest"
 	"github.com/netkit/netkit/internal/history"
+	"github.com/netkit/netkit/internal/testenv"
 )
 
 func TestMemory(t *testing.T) {
@@ -42,13 +44,12 @@ func TestMemoryEvictsIdleChannels(t *testing.T) {
 	runCtx, cancel := context.WithCancel(ctx)
 	done := make(chan error, 1)
 	go func() { done <- b.Run(runCtx) }()
-	deadline := time.Now().Add(10 * time.Second)
-	for store.Len() != 1 {
-		if time.Now().After(deadline) {
-			t.Fatalf("store still holds %d channels after 10s, want 1", store.Len())
+	testenv.WaitFor(t, 10*time.Second, func() error {
+		if n := store.Len(); n != 1 {
+			return fmt.Errorf("store holds %d channels, want 1", n)
 		}
-		time.Sleep(10 * time.Millisecond)
-	}
+		return nil
+	})
 	cancel()
 	if err := <-done; err != nil {
 		t.Fatalf("Run: %v", err)

@@ -12,6 +12,7 @@ import (
 
 	"github.com/netkit/netkit/internal/hub"
 	"github.com/netkit/netkit/internal/hubtest"
+	"github.com/netkit/netkit/internal/testenv"
 )
 
 func TestBadCommands(t *testing.T) {
@@ -186,7 +187,7 @@ func TestMaxConnections(t *testing.T) {
 	expectDisconnect(t, third, "policy", websocket.CloseTryAgainLater)
 
 	a.Conn.Close()
-	hubtest.WaitFor(t, 5*time.Second, func() error {
+	testenv.WaitFor(t, 5*time.Second, func() error {
 		if n := connections(t, h); n != 1 {
 			return fmt.Errorf("connections = %d, want 1", n)
 		}

@@ -17,6 +17,7 @@ import (
 
 	"github.com/netkit/netkit/internal/hub"
 	"github.com/netkit/netkit/internal/hubtest"
+	"github.com/netkit/netkit/internal/testenv"
 )
 
 func TestSlowConsumer(t *testing.T) {
@@ -60,7 +61,7 @@ func TestSlowConsumer(t *testing.T) {
 		publishRound()
 	}
 	// Nothing tells the test when the hub has dropped it: poll.
-	hubtest.WaitFor(t, 5*time.Second, func() error {
+	testenv.WaitFor(t, 5*time.Second, func() error {
 		if n := connections(t, h); n != 2 {
 			return fmt.Errorf("connections = %d, want 2: the slow consumer is still connected", n)
 		}
@@ -158,7 +159,7 @@ func TestDeadPeer(t *testing.T) {
 
 	// The live client, which answers pings, outlives several deadlines.
 	since := pings.Load()
-	hubtest.WaitFor(t, 10*time.Second, func() error {
+	testenv.WaitFor(t, 10*time.Second, func() error {
 		if n := pings.Load() - since; n < 5 {
 			return fmt.Errorf("live client got %d pings since the dead peer left, want 5", n)
 		}
@@ -312,7 +313,7 @@ func TestGoroutinesReturn(t *testing.T) {
 		<-p.done
 	}
 	http.DefaultClient.CloseIdleConnections()
-	hubtest.WaitFor(t, 5*time.Second, func() error {
+	testenv.WaitFor(t, 5*time.Second, func() error {
 		if n := runtime.NumGoroutine(); n > base {
 			return fmt.Errorf("%d goroutines, %d before the hub started:\n%s", n, base, stacks())
 		}

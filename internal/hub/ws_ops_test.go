@@ -9,6 +9,7 @@ import (
 
 	"github.com/netkit/netkit/internal/hub"
 	"github.com/netkit/netkit/internal/hubtest"
+	"github.com/netkit/netkit/internal/testenv"
 )
 
 func TestWelcome(t *testing.T) {
@@ -296,7 +297,7 @@ func TestJoinLeave(t *testing.T) {
 				expectPushes(t, watcher, true, "leave", b)
 				return
 			}
-			hubtest.WaitFor(t, 5*time.Second, func() error {
+			testenv.WaitFor(t, 5*time.Second, func() error {
 				if n := presenceCount(t, h, "room"); n != 1 {
 					return fmt.Errorf("presence lists %d clients, want 1", n)
 				}

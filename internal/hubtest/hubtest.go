@@ -277,20 +277,3 @@ func (c *Client) Expect(push string) map[string]any {
 	}
 	return m
 }
-
-// WaitFor polls f every 10ms until it returns nil, and fails the test with
-// f's last error after d. Use it only for state that sends no signal.
-func WaitFor(tb testing.TB, d time.Duration, f func() error) {
-	tb.Helper()
-	deadline := time.Now().Add(d)
-	for {
-		err := f()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			tb.Fatalf("after %s: %v", d, err)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}

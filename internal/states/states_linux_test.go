@@ -14,24 +14,9 @@ import (
 	"strings"
 	"testing"
 	"time"
-)
 
-// waitFor polls check until it returns nil or d passes: only for kernel
-// state, which has no signal to wait on.
-func waitFor(t *testing.T, d time.Duration, check func() error) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for {
-		err := check()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatal(err)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
+	"github.com/netkit/netkit/internal/testenv"
+)
 
 // triple is what a socket test compares: addresses and state.
 type triple struct {
@@ -104,7 +89,7 @@ func knownStates(t *testing.T, src Source, host string) (uint16, []triple) {
 // waitForStates waits until a snapshot from src holds every triple.
 func waitForStates(t *testing.T, src Source, want []triple) {
 	t.Helper()
-	waitFor(t, 5*time.Second, func() error {
+	testenv.WaitFor(t, 5*time.Second, func() error {
 		socks, err := Snapshot(context.Background(), src)
 		if err != nil {
 			return err
@@ -159,7 +144,7 @@ func TestSnapshotKnownStates(t *testing.T) {
 				waitForStates(t, src, want)
 				// Nothing else on the port: the server end of the closed pair
 				// has gone.
-				waitFor(t, 5*time.Second, func() error {
+				testenv.WaitFor(t, 5*time.Second, func() error {
 					socks, err := Snapshot(context.Background(), src)
 					if err != nil {
 						return err
@@ -244,13 +229,7 @@ func parseSSAddr(s string, v4 bool) (netip.AddrPort, error) {
 // TestCompareSS checks that netkit and "ss -tan" see the same sockets on
 // the test's ports. Without ss it skips, unless NETKIT_PEERS=required.
 func TestCompareSS(t *testing.T) {
-	ss, err := exec.LookPath("ss")
-	if err != nil {
-		if os.Getenv("NETKIT_PEERS") == "required" {
-			t.Fatalf("ss not found and NETKIT_PEERS=required: apt-get install iproute2")
-		}
-		t.Skip("ss not found (apt-get install iproute2); set NETKIT_PEERS=required to fail instead")
-	}
+	ss := testenv.Peer(t, "ss", "iproute2")
 	for _, host := range []string{"127.0.0.1", "::1"} {
 		t.Run(host, func(t *testing.T) {
 			_, want := knownStates(t, Netlink, host)

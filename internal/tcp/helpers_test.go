@@ -6,10 +6,7 @@ import (
 	"context"
 	"errors"
 	"net"
-	"os"
-	"os/exec"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 )
@@ -100,53 +97,4 @@ func (r *lineReader) until(d time.Duration, ok func(string) bool) (string, error
 			return line, nil
 		}
 	}
-}
-
-// syncBuffer is a bytes.Buffer safe for concurrent use.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
-// waitFor polls f until it returns nil or d passes.
-func waitFor(t *testing.T, d time.Duration, f func() error) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for {
-		err := f()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("after %v: %v", d, err)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
-// peerTool returns the path of an interoperability peer, or skips the
-// test; with NETKIT_PEERS=required a missing peer fails it.
-func peerTool(t *testing.T, name string) string {
-	t.Helper()
-	path, err := exec.LookPath(name)
-	if err == nil {
-		return path
-	}
-	if os.Getenv("NETKIT_PEERS") == "required" {
-		t.Fatalf("%s not found and NETKIT_PEERS=required: apt-get install -y ncat socat", name)
-	}
-	t.Skipf("%s not found: apt-get install -y %s to run this interoperability test (NETKIT_PEERS=required makes this a failure)", name, name)
-	return ""
 }

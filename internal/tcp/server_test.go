@@ -14,6 +14,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/netkit/netkit/internal/testenv"
 )
 
 func TestEchoHalfClose(t *testing.T) {
@@ -34,7 +36,7 @@ func TestEchoHalfClose(t *testing.T) {
 }
 
 func TestPrintAndDiscard(t *testing.T) {
-	var out syncBuffer
+	var out testenv.Buffer
 	addr := start(t, "127.0.0.1", Config{Mode: ModePrint, Out: &out})
 	c := dialTCP(t, addr)
 	fmt.Fprint(c, "hello\r\n\x1b[2Jx\xff\n")
@@ -44,7 +46,7 @@ func TestPrintAndDiscard(t *testing.T) {
 	}
 	peer := c.LocalAddr().String()
 	want := peer + ": hello\n" + peer + `: \x1b[2Jx\xff` + "\n"
-	waitFor(t, 5*time.Second, func() error {
+	testenv.WaitFor(t, 5*time.Second, func() error {
 		if out.String() != want {
 			return fmt.Errorf("printed %q, want %q", out.String(), want)
 		}
@@ -120,7 +122,7 @@ func TestMaxConns(t *testing.T) {
 	expectClosed(t, dialTCP(t, addr))
 	first.Close()
 	// The slot frees once the server sees the close.
-	waitFor(t, 5*time.Second, func() error {
+	testenv.WaitFor(t, 5*time.Second, func() error {
 		c := dialTCP(t, addr)
 		fmt.Fprint(c, "b")
 		c.SetReadDeadline(time.Now().Add(time.Second))
@@ -233,7 +235,7 @@ func TestDialRefused(t *testing.T) {
 
 // TestNcatClient has ncat, as a client, talk to the echo server.
 func TestNcatClient(t *testing.T) {
-	ncat := peerTool(t, "ncat")
+	ncat := testenv.Peer(t, "ncat", "ncat")
 	for _, host := range []string{"127.0.0.1", "::1"} {
 		t.Run(host, func(t *testing.T) {
 			addr := start(t, host, Config{Mode: ModeEcho})
@@ -269,7 +271,7 @@ func TestDialAgainstPeers(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			path := peerTool(t, tc.tool)
+			path := testenv.Peer(t, tc.tool, tc.tool)
 			ln := listen(t, "127.0.0.1")
 			_, port, _ := net.SplitHostPort(ln.Addr().String())
 			ln.Close()
@@ -281,7 +283,7 @@ func TestDialAgainstPeers(t *testing.T) {
 			t.Cleanup(func() { cancel(); cmd.Wait() })
 			addr := net.JoinHostPort("127.0.0.1", port)
 			var out bytes.Buffer
-			waitFor(t, 5*time.Second, func() error { // the peer listens a moment after it starts
+			testenv.WaitFor(t, 5*time.Second, func() error { // the peer listens a moment after it starts
 				out.Reset()
 				return Dial(context.Background(), DialConfig{Addr: addr}, strings.NewReader("half-closed\n"), &out)
 			})
@@ -295,7 +297,7 @@ func TestDialAgainstPeers(t *testing.T) {
 // TestDialNcatServer has Dial talk to ncat -l --exec /bin/cat, sending a
 // line and reading the echo before stdin ends.
 func TestDialNcatServer(t *testing.T) {
-	ncat := peerTool(t, "ncat")
+	ncat := testenv.Peer(t, "ncat", "ncat")
 	ln := listen(t, "127.0.0.1")
 	_, port, _ := net.SplitHostPort(ln.Addr().String())
 	ln.Close()
@@ -306,7 +308,7 @@ func TestDialNcatServer(t *testing.T) {
 	}
 	t.Cleanup(func() { cancel(); cmd.Wait() })
 	addr := net.JoinHostPort("127.0.0.1", port)
-	waitFor(t, 5*time.Second, func() error { // until ncat listens
+	testenv.WaitFor(t, 5*time.Second, func() error { // until ncat listens
 		c, err := net.Dial("tcp", addr)
 		if err == nil {
 			c.Close()
@@ -314,11 +316,11 @@ func TestDialNcatServer(t *testing.T) {
 		return err
 	})
 	stdin, w := io.Pipe()
-	var out syncBuffer
+	var out testenv.Buffer
 	done := make(chan error, 1)
 	go func() { done <- Dial(context.Background(), DialConfig{Addr: addr}, stdin, &out) }()
 	fmt.Fprint(w, "through ncat\n")
-	waitFor(t, 5*time.Second, func() error {
+	testenv.WaitFor(t, 5*time.Second, func() error {
 		if out.String() != "through ncat\n" {
 			return fmt.Errorf("stdout = %q, want the echo", out.String())
 		}

@@ -16,6 +16,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/netkit/netkit/internal/testenv"
 )
 
 // eventLog records events and lets a test wait for one.
@@ -281,7 +283,7 @@ func listDir(t *testing.T, dir string) []string {
 func checkGoroutines(t *testing.T) {
 	before := runtime.NumGoroutine()
 	t.Cleanup(func() {
-		err := waitFor(5*time.Second, func() error {
+		err := testenv.Poll(5*time.Second, func() error {
 			if n := runtime.NumGoroutine(); n > before {
 				return fmt.Errorf("%d goroutines, %d before the test", n, before)
 			}
@@ -292,19 +294,6 @@ func checkGoroutines(t *testing.T) {
 			t.Errorf("%v\n%s", err, buf[:runtime.Stack(buf, true)])
 		}
 	})
-}
-
-// waitFor polls check until it returns nil or d passes: only for state
-// that has no signal to wait on.
-func waitFor(d time.Duration, check func() error) error {
-	deadline := time.Now().Add(d)
-	for {
-		err := check()
-		if err == nil || time.Now().After(deadline) {
-			return err
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
 }
 
 func mustRead(t *testing.T, path string) []byte {

@@ -11,6 +11,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/netkit/netkit/internal/testenv"
 )
 
 const testHash = "af1349b9f5f9a1a6a0404dea36dcc9499bcb25c9adc112b7cc9a93cae41f3262"
@@ -245,7 +247,7 @@ func TestProgressBarsClassicReceiver(t *testing.T) {
 // TestProgressBarsInFlight closes a Progress while files are in flight, as
 // when a transfer is interrupted, and checks that the bars were drawn.
 func TestProgressBarsInFlight(t *testing.T) {
-	var errOut syncBuffer
+	var errOut testenv.Buffer
 	p := NewProgress(ProgressConfig{Style: ProgressBars, Err: &errOut, BarWidth: 100})
 	start := time.Now()
 	p.Event(Event{Time: start, Kind: EventStart, File: "big.iso", Size: 10 << 20})
@@ -273,25 +275,6 @@ func TestProgressBarsInFlight(t *testing.T) {
 	if errOut.String() != out {
 		t.Errorf("an event after Close wrote %q", strings.TrimPrefix(errOut.String(), out))
 	}
-}
-
-// syncBuffer is a bytes.Buffer that the bar container's goroutine can
-// write while the test reads it.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
 
 func TestProgressConcurrent(t *testing.T) {

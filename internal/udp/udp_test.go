@@ -6,12 +6,13 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
-	"os"
 	"os/exec"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/netkit/netkit/internal/testenv"
 )
 
 // listen opens a UDP socket on host:0, skipping the test when host is ::1
@@ -36,10 +37,10 @@ func mustAddrPort(t *testing.T, host string) netip.AddrPort {
 
 // serve runs Serve on a fresh socket until the test ends and returns the
 // address, a function that stops it and returns its stats, and the output.
-func serve(t *testing.T, host string, mode Mode) (addr string, stop func() Stats, out *syncBuffer) {
+func serve(t *testing.T, host string, mode Mode) (addr string, stop func() Stats, out *testenv.Buffer) {
 	t.Helper()
 	conn := listen(t, host)
-	out = &syncBuffer{}
+	out = &testenv.Buffer{}
 	ctx, cancel := context.WithCancel(context.Background())
 	type result struct {
 		st  Stats
@@ -102,7 +103,7 @@ func TestServePrint(t *testing.T) {
 		}
 	}
 	// Print mode does not answer; an echo server would. Stop, then look.
-	waitFor(t, 5*time.Second, func() error {
+	testenv.WaitFor(t, 5*time.Second, func() error {
 		if n := strings.Count(out.String(), "\n"); n < 3 {
 			return fmt.Errorf("%d lines printed, want 3", n)
 		}
@@ -224,7 +225,7 @@ func TestBenchConfigErrors(t *testing.T) {
 
 // TestSocatClient has socat, as a UDP client, talk to Serve.
 func TestSocatClient(t *testing.T) {
-	socat := peerTool(t, "socat")
+	socat := testenv.Peer(t, "socat", "socat")
 	for _, host := range []string{"127.0.0.1", "::1"} {
 		t.Run(host, func(t *testing.T) {
 			addr, stop, _ := serve(t, host, ModeEcho)
@@ -254,7 +255,7 @@ func TestSocatClient(t *testing.T) {
 
 // TestDialSocatServer has Dial talk to a socat echo server.
 func TestDialSocatServer(t *testing.T) {
-	socat := peerTool(t, "socat")
+	socat := testenv.Peer(t, "socat", "socat")
 	port := freeUDPPort(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	cmd := exec.CommandContext(ctx, socat, "-T5", fmt.Sprintf("UDP4-RECVFROM:%d,bind=127.0.0.1,fork", port), "PIPE")
@@ -265,7 +266,7 @@ func TestDialSocatServer(t *testing.T) {
 	addr := fmt.Sprintf("127.0.0.1:%d", port)
 	// socat binds after it starts: retry until a reply comes.
 	var out bytes.Buffer
-	waitFor(t, 5*time.Second, func() error {
+	testenv.WaitFor(t, 5*time.Second, func() error {
 		out.Reset()
 		_, err := Dial(context.Background(), DialConfig{Addr: addr, Count: 1, Size: 32, Timeout: 200 * time.Millisecond}, nil, &out)
 		return err
@@ -273,19 +274,4 @@ func TestDialSocatServer(t *testing.T) {
 	if !strings.HasPrefix(out.String(), "netkit 1 ") {
 		t.Fatalf("reply = %q", out.String())
 	}
-}
-
-// peerTool returns the path of an interoperability peer, or skips the
-// test; with NETKIT_PEERS=required a missing peer fails it.
-func peerTool(t *testing.T, name string) string {
-	t.Helper()
-	path, err := exec.LookPath(name)
-	if err == nil {
-		return path
-	}
-	if os.Getenv("NETKIT_PEERS") == "required" {
-		t.Fatalf("%s not found and NETKIT_PEERS=required: apt-get install -y ncat socat", name)
-	}
-	t.Skipf("%s not found: apt-get install -y %s to run this interoperability test (NETKIT_PEERS=required makes this a failure)", name, name)
-	return ""
 }
