@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/netkit/netkit/internal/hubtest"
+	"github.com/netkit/netkit/internal/testenv"
 )
 
 // writeFile writes content to a file in a temporary directory and returns
@@ -211,7 +212,7 @@ func TestHubPrintConfig(t *testing.T) {
 	if r.code != 0 || r.stderr != "" || r.hub != nil {
 		t.Fatalf("exit %d, stderr %q, hub ran %v", r.code, r.stderr, r.hub != nil)
 	}
-	checkGolden(t, "print-config.toml", r.stdout)
+	testenv.Golden(t, "print-config.toml", r.stdout)
 }
 
 // TestHubPrintConfigRoundTrip feeds --print-config's output back with

@@ -15,6 +15,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/netkit/netkit/internal/tcp"
+	"github.com/netkit/netkit/internal/testenv"
 	"github.com/netkit/netkit/internal/udp"
 )
 
@@ -78,7 +79,7 @@ func TestNetHelp(t *testing.T) {
 			if r.code != 0 || r.stderr != "" || r.udp != nil || r.tcp != nil {
 				t.Fatalf("exit %d, stderr %q, ran %v; want 0, no stderr, nothing run", r.code, r.stderr, r.udp != nil || r.tcp != nil)
 			}
-			checkGolden(t, tc.golden, r.stdout)
+			testenv.Golden(t, tc.golden, r.stdout)
 		})
 	}
 }

@@ -3,15 +3,12 @@ package cli
 import (
 	"bytes"
 	"context"
-	"flag"
-	"os"
-	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
-)
 
-var update = flag.Bool("update", false, "rewrite the golden files in testdata/")
+	"github.com/netkit/netkit/internal/testenv"
+)
 
 // result is what one run of netkit produced.
 type result struct {
@@ -33,24 +30,6 @@ func execute(t *testing.T, env []string, args ...string) result {
 	r.code = run(context.Background(), newRootCmd(env, runHub), args, &stdout, &stderr)
 	r.stdout, r.stderr = stdout.String(), stderr.String()
 	return r
-}
-
-// checkGolden compares got with testdata/name, or rewrites it with -update.
-func checkGolden(t *testing.T, name, got string) {
-	t.Helper()
-	path := filepath.Join("testdata", name)
-	if *update {
-		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (run go test -update to create it)", err)
-	}
-	if got != string(want) {
-		t.Fatalf("output differs from %s (run go test -update if the change is right):\n%s", path, got)
-	}
 }
 
 func TestHelp(t *testing.T) {
@@ -81,7 +60,7 @@ func TestHelp(t *testing.T) {
 			if r.code != 0 || r.stderr != "" || r.hub != nil {
 				t.Fatalf("exit %d, stderr %q, hub ran: %v; want 0, no stderr, no hub", r.code, r.stderr, r.hub != nil)
 			}
-			checkGolden(t, tc.golden, r.stdout)
+			testenv.Golden(t, tc.golden, r.stdout)
 		})
 	}
 }

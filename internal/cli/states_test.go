@@ -17,6 +17,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/netkit/netkit/internal/states"
+	"github.com/netkit/netkit/internal/testenv"
 )
 
 // statesRoot is netkit with the states command, until root.go adds it.
@@ -50,7 +51,7 @@ func TestStatesHelp(t *testing.T) {
 	if code != 0 || errOut != "" {
 		t.Fatalf("exit %d, stderr %q", code, errOut)
 	}
-	checkGolden(t, "help-states.txt", out)
+	testenv.Golden(t, "help-states.txt", out)
 	cmd := newStatesCmd(nil, nil)
 	if !strings.HasSuffix(out, "Examples:\n"+cmd.Example+"\n") {
 		t.Fatalf("--help does not end with the examples")

@@ -21,6 +21,7 @@ import (
 	"github.com/spf13/pflag"
 	"github.com/zeebo/blake3"
 
+	"github.com/netkit/netkit/internal/testenv"
 	"github.com/netkit/netkit/internal/transfer"
 )
 
@@ -80,7 +81,7 @@ func TestSendHelp(t *testing.T) {
 			if r.code != 0 || r.stderr != "" || r.send != nil || r.recv != nil {
 				t.Fatalf("exit %d, stderr %q, ran: %v; want 0, no stderr, no transfer", r.code, r.stderr, r.send != nil || r.recv != nil)
 			}
-			checkGolden(t, tc.golden, r.stdout)
+			testenv.Golden(t, tc.golden, r.stdout)
 		})
 	}
 }

@@ -3,7 +3,6 @@ package config
 import (
 	"bytes"
 	"errors"
-	"flag"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -11,10 +10,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/netkit/netkit/internal/testenv"
 	"github.com/spf13/pflag"
 )
-
-var update = flag.Bool("update", false, "rewrite the golden files in testdata/")
 
 // testConfig has one key of each kind, in the shape of the real ones.
 type testConfig struct {
@@ -492,19 +490,7 @@ func TestWriteTOMLGolden(t *testing.T) {
 	if err := WriteTOML(&buf, defaultTestConfig(), testHeader); err != nil {
 		t.Fatal(err)
 	}
-	golden := filepath.Join("testdata", "default.toml")
-	if *update {
-		if err := os.WriteFile(golden, buf.Bytes(), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	want, err := os.ReadFile(golden)
-	if err != nil {
-		t.Fatalf("%v (run go test -update to create it)", err)
-	}
-	if got := buf.String(); got != string(want) {
-		t.Fatalf("WriteTOML =\n%s\nwant (%s)\n%s", got, golden, want)
-	}
+	testenv.Golden(t, "default.toml", buf.String())
 }
 
 func TestWriteTOMLRoundTrip(t *testing.T) {

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/binary"
 	"errors"
-	"flag"
 	"fmt"
 	"net/netip"
 	"os"
@@ -13,27 +12,9 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/netkit/netkit/internal/testenv"
 )
-
-var update = flag.Bool("update", false, "rewrite the golden files in testdata/")
-
-// checkGolden compares got with testdata/name, or rewrites it with -update.
-func checkGolden(t *testing.T, name, got string) {
-	t.Helper()
-	path := filepath.Join("testdata", name)
-	if *update {
-		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (run go test -update to create it)", err)
-	}
-	if got != string(want) {
-		t.Fatalf("output differs from %s (run go test -update if the change is right):\n%s", path, got)
-	}
-}
 
 // littleEndian reports whether this machine is: the /proc fixtures were
 // written on one, and /proc prints addresses in host byte order.
@@ -89,7 +70,7 @@ func TestProcFixtures(t *testing.T) {
 			if err := WriteSummary(&b, socks); err != nil {
 				t.Fatal(err)
 			}
-			checkGolden(t, name+".golden", b.String())
+			testenv.Golden(t, name+".golden", b.String())
 		})
 	}
 }
@@ -325,7 +306,7 @@ func TestWriteDiagram(t *testing.T) {
 	if err := WriteDiagram(&b, socks); err != nil {
 		t.Fatal(err)
 	}
-	checkGolden(t, "diagram.golden", b.String())
+	testenv.Golden(t, "diagram.golden", b.String())
 	for _, s := range AllStates {
 		if !strings.Contains(b.String(), "["+s.String()+" ") {
 			t.Errorf("the diagram lacks %v", s)
@@ -359,5 +340,5 @@ func TestWatcherUpdate(t *testing.T) {
 	if err := WriteTransitions(&log, w.transitions()); err != nil {
 		t.Fatal(err)
 	}
-	checkGolden(t, "watch.golden", log.String())
+	testenv.Golden(t, "watch.golden", log.String())
 }

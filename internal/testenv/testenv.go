@@ -6,8 +6,10 @@ package testenv
 
 import (
 	"bytes"
+	"flag"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"sync"
 	"testing"
 	"time"
@@ -72,4 +74,25 @@ func (b *Buffer) String() string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.b.String()
+}
+
+var update = flag.Bool("update", false, "rewrite the golden files in testdata/")
+
+// Golden compares got with the golden file testdata/name, or rewrites the
+// file when the tests run with -update.
+func Golden(tb testing.TB, name, got string) {
+	tb.Helper()
+	path := filepath.Join("testdata", name)
+	if *update {
+		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
+			tb.Fatal(err)
+		}
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		tb.Fatalf("%v (run go test -update to create it)", err)
+	}
+	if got != string(want) {
+		tb.Fatalf("output differs from %s (run go test -update if the change is right):\n%s", path, got)
+	}
 }
