@@ -60,9 +60,20 @@ func checkGoroutines(t *testing.T) {
 	})
 }
 
+// roomyHub starts a hub whose outbound queues are too large to overflow in
+// these short runs. The generator's subscribers share two cores with the
+// race detector and may fall behind a publisher at full speed; the hub
+// would then rightly drop them as slow consumers, but these tests check
+// the generator's own accounting, not the hub's limits.
+func roomyHub(t *testing.T) *hubtest.Hub {
+	return hubtest.Start(t, func(c *hub.Config) {
+		c.QueueMessages, c.QueueBytes = 1<<20, 1<<30
+	})
+}
+
 func TestFanout(t *testing.T) {
 	checkGoroutines(t)
-	h := hubtest.Start(t, nil) // join/leave on: subscribers see join pushes too
+	h := roomyHub(t) // join/leave on: subscribers see join pushes too
 	cfg := config(h)
 	fc := bench.DefaultFanout()
 	fc.Subscribers, fc.Publishers, fc.Window, fc.Duration = 20, 2, 10, 300*time.Millisecond
@@ -296,7 +307,7 @@ func (c *fakeConn) send(s string) {
 // TestFanoutInterrupted cancels a long run: the report covers what was
 // published, after waiting for the messages in flight.
 func TestFanoutInterrupted(t *testing.T) {
-	h := hubtest.Start(t, nil)
+	h := roomyHub(t)
 	fc := bench.DefaultFanout()
 	fc.Subscribers, fc.Duration = 5, time.Minute
 	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
