@@ -49,9 +49,18 @@ type Handler interface {
 
 // Broker fans messages out across nodes. Every method is safe for concurrent
 // use.
+//
+// A method may block (on the network, a disk, another node) unless the
+// broker reports NonBlocking. The hub relies on that report, not on a
+// convention: it calls a non-blocking broker straight from its event loop,
+// and any other broker only from a connection's own worker goroutine, so a
+// slow broker delays the connection that asked and nothing else.
 type Broker interface {
 	// Run does the broker's background work until ctx ends.
 	Run(ctx context.Context) error
+	// NonBlocking reports whether every other method returns without
+	// waiting on I/O, other nodes or locks held across such waits.
+	NonBlocking() bool
 	// Publish assigns the next offset of channel and delivers the message
 	// to every node subscribed to channel.
 	Publish(ctx context.Context, channel, from string, data json.RawMessage) (history.Position, error)
@@ -62,7 +71,10 @@ type Broker interface {
 	// are counted: the node gets a channel's publications while its count
 	// is above zero.
 	Subscribe(ctx context.Context, channel string, fn func(history.Position)) error
-	// Unsubscribe removes one subscriber on this node from channel.
+	// Unsubscribe removes one subscriber on this node from channel. It
+	// returns after every publication on channel that was in flight to
+	// this node has been handed to the Handler, so a subscriber removed
+	// from the node's list before the call gets no message after it.
 	Unsubscribe(ctx context.Context, channel string) error
 	// Join adds c to channel's presence and, when notify is set, tells
 	// every node subscribed to channel. Leave undoes it.

@@ -49,6 +49,9 @@ func NewMemory(store history.Store, h Handler, idleTTL time.Duration) *Memory {
 	}
 }
 
+// NonBlocking implements Broker: every method only takes short locks.
+func (b *Memory) NonBlocking() bool { return true }
+
 // Run evicts idle channel sequences until ctx ends.
 func (b *Memory) Run(ctx context.Context) error {
 	ev, ok := b.store.(evicter)

@@ -14,18 +14,30 @@ import (
 
 func TestMemory(t *testing.T) {
 	brokertest.Run(t, func(t *testing.T, h broker.Handler) broker.Broker {
-		b := broker.NewMemory(history.NewMemory(), h, time.Minute)
-		ctx, cancel := context.WithCancel(context.Background())
-		done := make(chan error, 1)
-		go func() { done <- b.Run(ctx) }()
-		t.Cleanup(func() {
-			cancel()
-			if err := <-done; err != nil {
-				t.Errorf("Run: %v", err)
-			}
-		})
-		return b
+		return runMemory(t, h)
 	})
+}
+
+// TestDelayed runs the suite on a memory broker behind brokertest.Delayed,
+// the slow broker the hub tests use: the wrapper must change timing only.
+func TestDelayed(t *testing.T) {
+	brokertest.Run(t, func(t *testing.T, h broker.Handler) broker.Broker {
+		return &brokertest.Delayed{Broker: runMemory(t, h), Delay: time.Millisecond}
+	})
+}
+
+func runMemory(t *testing.T, h broker.Handler) *broker.Memory {
+	b := broker.NewMemory(history.NewMemory(), h, time.Minute)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- b.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Run: %v", err)
+		}
+	})
+	return b
 }
 
 // TestMemoryEvictsIdleChannels checks that Run forgets the sequence of a
