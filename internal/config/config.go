@@ -9,7 +9,12 @@
 // and a help tag (a one-line description for --help and WriteTOML). A key
 // holds a string, a bool, a signed integer, a time.Duration (written "25s")
 // or, tagged unit:"size", a byte size in an integer field (written "64KiB",
-// see ParseSize). Bare numbers are not durations or sizes.
+// see ParseSize). Bare numbers are not durations or sizes. A []string key
+// is a TOML array of strings, or comma-separated text in the environment
+// and flags. A slice of structs is an array of tables ([[hub.namespaces]]),
+// set only in the file; each struct field is a key of one table, and a key
+// a table leaves out takes the value of the section's key of the same name
+// and type.
 //
 // Key hub.max_message_size is [hub] max_message_size in the file, the
 // environment variable NETKIT_HUB_MAX_MESSAGE_SIZE (for prefix "NETKIT") and
@@ -68,7 +73,9 @@ func New(dst any, envPrefix string) (*Loader, error) {
 	}
 	l.defaults.Set(v.Elem())
 	for _, k := range s.keys {
-		l.defMap[k.path] = k.get(l.defaults).Interface()
+		if k.kind != kindTables { // filled in after decoding: see fillTables
+			l.defMap[k.path] = k.get(l.defaults).Interface()
+		}
 	}
 	return l, nil
 }
@@ -95,6 +102,15 @@ func (l *Loader) Load(path string, env []string) error {
 	if err := errors.Join(errs...); err != nil {
 		return err
 	}
+	tabled := make(map[string]tables)
+	for _, m := range layers {
+		for path, v := range m {
+			if t, ok := v.(tables); ok {
+				tabled[path] = t
+				delete(m, path)
+			}
+		}
+	}
 
 	ko := koanf.New(".")
 	for _, m := range layers {
@@ -116,11 +132,45 @@ func (l *Loader) Load(path string, env []string) error {
 	if err != nil {
 		return fmt.Errorf("config: decode: %w", err)
 	}
+	l.fillTables(out.Elem(), tabled)
 	if err := validate(out.Elem()); err != nil {
 		return err
 	}
 	l.dst.Set(out.Elem())
 	return nil
+}
+
+// fillTables sets each array-of-tables key of v: from the file's tables
+// when it had any, else the default. A key a table leaves out takes the
+// value of the section's key of the same name and type, when there is
+// one (a namespace inherits [hub] history_size), else its zero value.
+func (l *Loader) fillTables(v reflect.Value, tabled map[string]tables) {
+	for _, k := range l.schema.keys {
+		if k.kind != kindTables {
+			continue
+		}
+		t, ok := tabled[k.path]
+		if !ok {
+			k.get(v).Set(k.get(l.defaults))
+			continue
+		}
+		section := v.Field(k.index[0])
+		list := reflect.MakeSlice(k.typ, len(t), len(t))
+		for i, m := range t {
+			el := list.Index(i)
+			for _, ek := range k.elem {
+				f := el.FieldByIndex(ek.index)
+				if val, ok := m[ek.name]; ok {
+					f.Set(reflect.ValueOf(val))
+					continue
+				}
+				if sk := l.schema.byPath[k.section+"."+ek.name]; sk != nil && sk.typ == ek.typ {
+					f.Set(section.Field(sk.index[1]))
+				}
+			}
+		}
+		k.get(v).Set(list)
+	}
 }
 
 // validate calls Validate on the top-level struct and each section that
@@ -175,7 +225,12 @@ func (l *Loader) fromFile(path string) (map[string]any, error) {
 				continue
 			}
 			v, err := parseValue(k, table[kname], false, k.get(l.defaults))
-			if err != nil {
+			var named errTables
+			switch {
+			case errors.As(err, &named):
+				errs = append(errs, fmt.Errorf("%w%s", named.error, where))
+				continue
+			case err != nil:
 				errs = append(errs, fmt.Errorf("%s: %w%s", path, err, where))
 				continue
 			}
@@ -270,6 +325,9 @@ func (l *Loader) underSection(name string) bool {
 // same text as the environment; Load applies those that were set.
 func (l *Loader) BindFlags(fs *pflag.FlagSet, bare string) error {
 	for _, k := range l.schema.keys {
+		if k.kind == kindTables {
+			continue // file only
+		}
 		v := &flagValue{key: k, name: k.flagName(bare), text: formatValue(k, k.get(l.defaults))}
 		if fs.Lookup(v.name) != nil {
 			return fmt.Errorf("config: flag --%s for %s is already defined", v.name, k.path)
@@ -333,6 +391,8 @@ func (v *flagValue) Type() string {
 		return "duration"
 	case kindSize:
 		return "size"
+	case kindList:
+		return "list"
 	}
 	return "string"
 }

@@ -31,8 +31,13 @@ func WriteTOML(w io.Writer, cfg any, header string) error {
 		}
 		fmt.Fprintf(&b, "[%s]\n", section)
 		first := true
+		var tabled []*key
 		for _, k := range s.keys {
 			if k.section != section {
+				continue
+			}
+			if k.kind == kindTables {
+				tabled = append(tabled, k) // after the section's keys, as TOML wants
 				continue
 			}
 			if !first {
@@ -46,9 +51,37 @@ func WriteTOML(w io.Writer, cfg any, header string) error {
 			writeComment(&b, wrap(k.help, 76))
 			fmt.Fprintf(&b, "%s = %s\n", k.name, val)
 		}
+		for _, k := range tabled {
+			if err := writeTables(&b, k, k.get(v)); err != nil {
+				return err
+			}
+		}
 	}
 	_, err = io.WriteString(w, b.String())
 	return err
+}
+
+// writeTables writes an array-of-tables key: its description and the
+// keys a table takes as comments, then one [[section.key]] table per
+// element.
+func writeTables(b *strings.Builder, k *key, list reflect.Value) error {
+	b.WriteString("\n")
+	writeComment(b, wrap(fmt.Sprintf("[[%s]]: %s. Each table takes these keys; one left out takes the [%s] key of the same name when there is one:", k.path, k.help, k.section), 76))
+	for _, ek := range k.elem {
+		writeComment(b, wrap(fmt.Sprintf("  %s: %s", ek.name, ek.help), 76))
+	}
+	for i := range list.Len() {
+		fmt.Fprintf(b, "\n[[%s]]\n", k.path)
+		el := list.Index(i)
+		for _, ek := range k.elem {
+			val, err := tomlValue(ek, el.FieldByIndex(ek.index))
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(b, "%s = %s\n", ek.name, val)
+		}
+	}
+	return nil
 }
 
 // tomlValue renders a key's value as a TOML value.
@@ -57,6 +90,16 @@ func tomlValue(k *key, v reflect.Value) (string, error) {
 	switch k.kind {
 	case kindInt, kindBool:
 		return text, nil
+	case kindList:
+		items := v.Convert(reflect.TypeFor[[]string]()).Interface().([]string)
+		quoted := make([]string, len(items))
+		for i, it := range items {
+			if !utf8.ValidString(it) {
+				return "", fmt.Errorf("config: %s: value is not valid UTF-8, which TOML cannot hold", k.path)
+			}
+			quoted[i] = quoteTOML(it)
+		}
+		return "[" + strings.Join(quoted, ", ") + "]", nil
 	}
 	if !utf8.ValidString(text) {
 		return "", fmt.Errorf("config: %s: value is not valid UTF-8, which TOML cannot hold", k.path)

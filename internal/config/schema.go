@@ -16,6 +16,8 @@ const (
 	kindInt                  // a TOML integer; any signed integer field
 	kindDuration             // a string like "25s"; a time.Duration field
 	kindSize                 // a string like "64KiB"; an integer field tagged unit:"size"
+	kindList                 // a TOML array of strings, or comma-separated text; a []string field
+	kindTables               // a TOML array of tables (file only); a slice of structs whose fields are keys
 )
 
 var durationType = reflect.TypeFor[time.Duration]()
@@ -29,6 +31,7 @@ type key struct {
 	kind    kind         //
 	typ     reflect.Type // the field's type
 	index   []int        // field index from the top-level struct
+	elem    []*key       // kindTables: the keys of one table, indexed from the element struct
 }
 
 // schema is the list of sections and keys of a top-level struct, in field
@@ -101,6 +104,31 @@ func newKey(section string, sectionIndex int, f reflect.StructField) (*key, erro
 	if k.help == "" {
 		return nil, fmt.Errorf("config: %s: missing help tag", k.path)
 	}
+	if err := k.setKind(f); err != nil {
+		return nil, err
+	}
+	if k.kind == kindTables {
+		et := f.Type.Elem()
+		for _, ef := range reflect.VisibleFields(et) {
+			if !ef.IsExported() || len(ef.Index) != 1 {
+				continue
+			}
+			ek, err := newKey(k.path, 0, ef)
+			if err != nil {
+				return nil, err
+			}
+			if ek.kind == kindTables {
+				return nil, fmt.Errorf("config: %s: tables inside tables are not supported", ek.path)
+			}
+			ek.index = ef.Index
+			k.elem = append(k.elem, ek)
+		}
+	}
+	return k, nil
+}
+
+// setKind sets k.kind from the field's type and unit tag.
+func (k *key) setKind(f reflect.StructField) error {
 	isInt := false
 	switch f.Type.Kind() {
 	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
@@ -110,7 +138,7 @@ func newKey(section string, sectionIndex int, f reflect.StructField) (*key, erro
 	case unit == "size" && isInt && f.Type != durationType:
 		k.kind = kindSize
 	case unit != "":
-		return nil, fmt.Errorf("config: %s: unit %q on a %s; want unit:\"size\" on an integer", k.path, unit, f.Type)
+		return fmt.Errorf("config: %s: unit %q on a %s; want unit:\"size\" on an integer", k.path, unit, f.Type)
 	case f.Type == durationType:
 		k.kind = kindDuration
 	case isInt:
@@ -119,10 +147,14 @@ func newKey(section string, sectionIndex int, f reflect.StructField) (*key, erro
 		k.kind = kindString
 	case f.Type.Kind() == reflect.Bool:
 		k.kind = kindBool
+	case f.Type.Kind() == reflect.Slice && f.Type.Elem().Kind() == reflect.String:
+		k.kind = kindList
+	case f.Type.Kind() == reflect.Slice && f.Type.Elem().Kind() == reflect.Struct:
+		k.kind = kindTables
 	default:
-		return nil, fmt.Errorf("config: %s: unsupported type %s", k.path, f.Type)
+		return fmt.Errorf("config: %s: unsupported type %s", k.path, f.Type)
 	}
-	return k, nil
+	return nil
 }
 
 // get returns k's value in the top-level struct v.

@@ -121,6 +121,10 @@ func parseValue(k *key, v any, text bool, def reflect.Value) (any, error) {
 		}
 	case kindInt:
 		return parseInt(k, v, text, def)
+	case kindList:
+		return parseList(k, v, text)
+	case kindTables:
+		return parseTables(k, v, text)
 	case kindDuration:
 		want = "a duration like " + k.example(def)
 		if s, ok := v.(string); ok {
@@ -141,6 +145,112 @@ func parseValue(k *key, v any, text bool, def reflect.Value) (any, error) {
 		}
 	}
 	return nil, fmt.Errorf("want %s, got %s", want, describe(v))
+}
+
+// parseList is parseValue for string lists: a TOML array of strings, or
+// comma-separated text (spaces around items are trimmed, empty items
+// dropped).
+func parseList(k *key, v any, text bool) (any, error) {
+	out := []string{}
+	switch x := v.(type) {
+	case string:
+		if !text {
+			break
+		}
+		for item := range strings.SplitSeq(x, ",") {
+			if item = strings.TrimSpace(item); item != "" {
+				out = append(out, item)
+			}
+		}
+		return convert(out, k.typ), nil
+	case []string:
+		return convert(append(out, x...), k.typ), nil
+	case []any:
+		for i, e := range x {
+			s, ok := e.(string)
+			if !ok {
+				return nil, fmt.Errorf("item %d: want a string, got %s", i, describe(e))
+			}
+			out = append(out, s)
+		}
+		return convert(out, k.typ), nil
+	}
+	if text {
+		return nil, fmt.Errorf(`want a comma-separated list like "a,b", got %s`, describe(v))
+	}
+	return nil, fmt.Errorf(`want an array of strings like ["a", "b"], got %s`, describe(v))
+}
+
+// tables is a kindTables value before it is decoded: each table's values
+// by key name, parsed. Keys a table leaves out are filled in by Load.
+type tables []map[string]any
+
+// parseTables is parseValue for arrays of tables, which only the file
+// can set.
+func parseTables(k *key, v any, text bool) (any, error) {
+	if text {
+		return nil, fmt.Errorf("set it in the config file as [[%s]] tables; it has no variable or flag", k.path)
+	}
+	list, ok := v.([]map[string]any)
+	if !ok {
+		arr, isArr := v.([]any)
+		if !isArr {
+			return nil, fmt.Errorf("want [[%s]] tables, got %s", k.path, describe(v))
+		}
+		for _, e := range arr {
+			m, ok := e.(map[string]any)
+			if !ok {
+				return nil, fmt.Errorf("want [[%s]] tables, got an array holding %s", k.path, describe(e))
+			}
+			list = append(list, m)
+		}
+	}
+	out := make(tables, 0, len(list))
+	var errs []error
+	for i, m := range list {
+		parsed := make(map[string]any, len(m))
+		for _, name := range sortedKeys(m) {
+			ek := k.elemKey(name)
+			if ek == nil {
+				names := make([]string, len(k.elem))
+				for j, e := range k.elem {
+					names[j] = e.name
+				}
+				msg := fmt.Errorf("%s[%d].%s: unknown key", k.path, i, name)
+				if hint := suggest(name, names); hint != "" {
+					msg = fmt.Errorf("%w; did you mean %s?", msg, hint)
+				}
+				errs = append(errs, msg)
+				continue
+			}
+			val, err := parseValue(ek, m[name], false, reflect.Zero(ek.typ))
+			if err != nil {
+				errs = append(errs, fmt.Errorf("%s[%d].%s: %w", k.path, i, name, err))
+				continue
+			}
+			parsed[name] = val
+		}
+		out = append(out, parsed)
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, errTables{err}
+	}
+	return out, nil
+}
+
+// errTables carries errors that already name their key.
+type errTables struct{ error }
+
+func (e errTables) Unwrap() error { return e.error }
+
+// elemKey returns the key of one table named name, or nil.
+func (k *key) elemKey(name string) *key {
+	for _, e := range k.elem {
+		if e.name == name {
+			return e
+		}
+	}
+	return nil
 }
 
 // parseInt is parseValue for integer keys, which also checks the range of
@@ -201,6 +311,10 @@ func formatValue(k *key, v reflect.Value) string {
 		return strconv.FormatInt(v.Int(), 10)
 	case kindBool:
 		return strconv.FormatBool(v.Bool())
+	case kindList:
+		return strings.Join(v.Convert(reflect.TypeFor[[]string]()).Interface().([]string), ",")
+	case kindTables:
+		return fmt.Sprintf("%d tables", v.Len())
 	}
 	return v.String()
 }
