@@ -240,7 +240,7 @@ func (s *Server) startClient(c *client) {
 		c.conn.Close(closingFor(protocol.DisconnectShutdown))
 		return
 	}
-	s.log.Debug("client connected", "client", c.info.Client, "user", c.info.User, "remote", c.remote)
+	s.log.Debug("client connected", "client", c.info.Client, "user", c.info.User, "remote", c.remote, "path", c.conn.Path())
 	c.conn.Enqueue(protocol.AppendWelcome(nil, protocol.Welcome{Client: c.info.Client, User: c.info.User, Node: s.nodeID, Version: s.version}))
 }
 
