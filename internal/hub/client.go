@@ -7,31 +7,15 @@ import (
 
 	"github.com/netkit/netkit/internal/history"
 	"github.com/netkit/netkit/internal/protocol"
+	"github.com/netkit/netkit/internal/wsloop"
 )
 
-// transport is one client connection as the hub sees it. The hub hands it
-// encoded server objects and never waits on it; the transport calls the
-// client's handleFrame for each inbound text frame. This seam lets the
-// connection layer change (goroutines today, an event loop later) without
-// touching the hub.
-type transport interface {
-	// Enqueue queues one encoded server object (no trailing newline) for
-	// writing. It never blocks: when the queue is full it disconnects the
-	// client as a slow consumer and returns false. b is shared with other
-	// clients and must not be modified.
-	Enqueue(b []byte) bool
-	// Close ends the connection: it sends the disconnect push and a close
-	// frame with d.CloseStatus when the socket can still take them. Only
-	// the first call counts.
-	Close(d protocol.Disconnect)
-	// Abort drops the connection at once, without a closing handshake.
-	Abort()
-	// Reason returns the Disconnect the connection was closed with; the
-	// zero value when the peer went away.
-	Reason() protocol.Disconnect
-}
+// transport is one client connection as the hub sees it: the connection
+// layer's Conn. The hub hands it encoded server objects and never waits on
+// it; the layer calls the client's OnMessage for each inbound message.
+type transport = wsloop.Conn
 
-// client is one connected WebSocket client. It is the transport's
+// client is one connected WebSocket client. It is its connection's
 // wsloop.Handler.
 type client struct {
 	srv    *Server
@@ -55,16 +39,21 @@ func (c *client) OnClose() {
 		s.unsubscribeBroker(ch, c.info)
 	}
 	level, attrs := slog.LevelDebug, []any{"client", c.info.Client, "user", c.info.User, "remote", c.remote}
-	if d := c.conn.Reason(); d.Code != "" {
-		level, attrs = slog.LevelInfo, append(attrs, "code", d.Code, "reason", d.Reason)
+	if cl, ok := c.conn.Closed(); ok {
+		level, attrs = slog.LevelInfo, append(attrs, "code", cl.Reason, "status", cl.Status)
 	}
 	s.log.Log(context.Background(), level, "client disconnected", attrs...)
 	s.conns.Done()
 }
 
-// OnFrame runs every command of one inbound frame, in order.
-func (c *client) OnFrame(frame []byte) {
-	protocol.ForEachCommand(frame, func(cmd protocol.Command, perr *protocol.Error) {
+// OnMessage runs every command of one inbound text message, in order; a
+// binary message gets a bad_request error.
+func (c *client) OnMessage(msg []byte, binary bool) {
+	if binary {
+		c.conn.Enqueue(protocol.AppendError(nil, 0, false, protocol.Errorf(protocol.CodeBadRequest, "binary frames are not supported; send text frames of JSON")))
+		return
+	}
+	protocol.ForEachCommand(msg, func(cmd protocol.Command, perr *protocol.Error) {
 		if perr == nil {
 			perr = c.handle(cmd)
 		}
@@ -73,6 +62,10 @@ func (c *client) OnFrame(frame []byte) {
 		}
 	})
 }
+
+// OnDrain is called when the client's queue is back under its soft limits
+// after it was congested. Flow control is not wired yet.
+func (c *client) OnDrain() {}
 
 // handle runs one command and enqueues its reply; an error is replied by
 // the caller.

@@ -3,6 +3,7 @@ package hub
 import (
 	"errors"
 	"fmt"
+	"os"
 	"strings"
 	"time"
 )
@@ -25,7 +26,10 @@ type Config struct {
 	PongTimeout      time.Duration `koanf:"pong_timeout" help:"how long after a ping a silent connection is dropped"`
 	WriteTimeout     time.Duration `koanf:"write_timeout" help:"deadline for one write to a connection; a peer that cannot take it is dropped"`
 	ShutdownGrace    time.Duration `koanf:"shutdown_grace" help:"on SIGINT/SIGTERM, how long to wait for connections to close before exiting"`
-	Transport        string        `koanf:"transport" help:"connection layer: epoll (an event loop, Linux), goroutine (one per connection), or auto (epoll where available)"`
+	Transport        string        `koanf:"transport" help:"connection layer: epoll (an event loop, Linux), goroutine (one per connection), or auto (epoll for plain TCP where available, goroutine for TLS)"`
+	WriteDelay       time.Duration `koanf:"write_delay" help:"gather what is due for a connection for up to this long before writing; 0s writes at once"`
+	TLSCert          string        `koanf:"tls_cert" help:"PEM certificate (chain) file: serve wss:// and https://; needs tls_key"`
+	TLSKey           string        `koanf:"tls_key" help:"PEM private key file of tls_cert"`
 }
 
 // Transports of Config.Transport.
@@ -88,6 +92,10 @@ func (c *Config) Validate() error {
 	default:
 		bad("transport", `want "auto", "epoll" or "goroutine", got %q`, c.Transport)
 	}
+	if c.WriteDelay < 0 {
+		bad("write_delay", `want 0s or a positive duration like "2ms", got %s`, c.WriteDelay)
+	}
+	c.validateTLS(bad)
 	for _, d := range []struct {
 		key string
 		v   time.Duration
@@ -97,4 +105,23 @@ func (c *Config) Validate() error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// validateTLS checks that tls_cert and tls_key are set together and name
+// readable files.
+func (c *Config) validateTLS(bad func(key, format string, args ...any)) {
+	if (c.TLSCert == "") != (c.TLSKey == "") {
+		bad("tls_cert", "want tls_cert and tls_key both set (to serve TLS) or both empty, got only one")
+		return
+	}
+	for _, f := range []struct{ key, path string }{{"tls_cert", c.TLSCert}, {"tls_key", c.TLSKey}} {
+		if f.path == "" {
+			continue
+		}
+		if b, err := os.ReadFile(f.path); err != nil {
+			bad(f.key, "want a readable PEM file: %v", err)
+		} else if len(b) == 0 {
+			bad(f.key, "want a PEM file, got an empty file %s", f.path)
+		}
+	}
 }

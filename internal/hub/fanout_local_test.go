@@ -17,10 +17,14 @@ import (
 // without system calls.
 type queueConn struct{ out *wsloop.Outbox }
 
-func (q *queueConn) Enqueue(b []byte) bool       { ok, _, _ := q.out.Push(b); return ok }
-func (q *queueConn) Close(protocol.Disconnect)   {}
-func (q *queueConn) Abort()                      {}
-func (q *queueConn) Reason() protocol.Disconnect { return protocol.Disconnect{} }
+func (q *queueConn) Start(wsloop.Handler)             {}
+func (q *queueConn) Enqueue(b []byte) wsloop.Pressure { p, _ := q.out.Push(b); return p }
+func (q *queueConn) Close(wsloop.Closing)             {}
+func (q *queueConn) Abort()                           {}
+func (q *queueConn) Closed() (wsloop.Closing, bool)   { return wsloop.Closing{}, false }
+func (q *queueConn) SetReadPaused(bool)               {}
+func (q *queueConn) RemoteAddr() string               { return "" }
+func (q *queueConn) Path() string                     { return "queue" }
 
 // BenchmarkFanoutLocal publishes 100-byte messages to a channel with 1000
 // local subscribers: offset, encoding, and a queue push per subscriber.

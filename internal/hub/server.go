@@ -6,6 +6,7 @@ package hub
 import (
 	"context"
 	"crypto/rand"
+	"crypto/tls"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -15,8 +16,6 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
-
-	"github.com/gorilla/websocket"
 
 	"github.com/netkit/netkit/internal/broker"
 	"github.com/netkit/netkit/internal/history"
@@ -48,9 +47,10 @@ type Server struct {
 	started  time.Time
 	broker   broker.Broker
 	reg      *registry
-	upgrader websocket.Upgrader
 	handler  http.Handler
-	loop     *wsloop.Loop // nil: a goroutine per connection
+	layer    *wsloop.Layer // the WebSocket connection layer
+	closings map[wsloop.Reason]wsloop.Closing
+	tls      *tls.Config // nil: plain TCP
 
 	served   atomic.Bool
 	draining atomic.Bool // set once, under connsMu, at shutdown
@@ -89,26 +89,15 @@ func New(cfg Config, opts Options) (*Server, error) {
 		log.Warn("no API key configured; generated one for this run (set hub.api_key to keep it)", "api_key", s.apiKey)
 	}
 	s.broker = broker.NewMemory(history.NewMemory(), s, channelIdleTTL)
-	s.upgrader = websocket.Upgrader{
-		ReadBufferSize:  1024,
-		WriteBufferSize: 16 << 10,
-		WriteBufferPool: &sync.Pool{},
-		Error:           s.upgradeError,
+	if err := s.newLayer(); err != nil {
+		return nil, err
 	}
-	if cfg.Transport == TransportEpoll || (cfg.Transport == TransportAuto && wsloop.Supported) {
-		loop, err := wsloop.New(wsloop.Config{
-			MaxMessage:    cfg.MaxMessageSize,
-			QueueMessages: cfg.QueueMessages,
-			QueueBytes:    cfg.QueueBytes,
-			PingInterval:  cfg.PingInterval,
-			PongTimeout:   cfg.PongTimeout,
-			WriteTimeout:  cfg.WriteTimeout,
-			Log:           log,
-		})
+	if cfg.TLSCert != "" {
+		cert, err := tls.LoadX509KeyPair(cfg.TLSCert, cfg.TLSKey)
 		if err != nil {
-			return nil, fmt.Errorf("hub.transport: %w", err)
+			return nil, fmt.Errorf("hub.tls_cert, hub.tls_key: %w", err)
 		}
-		s.loop = loop
+		s.tls = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
 	}
 	s.handler = s.routes()
 	return s, nil
@@ -137,10 +126,9 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	brokerDone := make(chan error, 1)
 	go func() { brokerDone <- s.broker.Run(bctx) }()
 	loopDone := make(chan error, 1)
-	if s.loop != nil {
-		go func() { loopDone <- s.loop.Run(bctx) }()
-	} else {
-		loopDone <- nil
+	go func() { loopDone <- s.layer.Run(bctx) }()
+	if s.tls != nil {
+		ln = tls.NewListener(ln, s.tls)
 	}
 
 	hs := &http.Server{
@@ -184,7 +172,7 @@ func (s *Server) shutdown(hs *http.Server) error {
 	clients := s.reg.closeAll()
 	s.log.Info("shutting down", "clients", len(clients), "grace", s.cfg.ShutdownGrace)
 	for _, c := range clients {
-		c.conn.Close(protocol.DisconnectShutdown)
+		c.conn.Close(closingFor(protocol.DisconnectShutdown))
 	}
 	done := make(chan struct{})
 	go func() { s.conns.Wait(); close(done) }()
@@ -203,43 +191,27 @@ func (s *Server) shutdown(hs *http.Server) error {
 	return nil
 }
 
-// serveWS upgrades an HTTP request and hands the connection to the event
-// loop, or to a new goroutine (so that the handler's grown stack is not kept
-// for the life of the connection).
+// serveWS upgrades an HTTP request and hands the connection to the
+// connection layer. The query parameter frames=joined asks for several
+// objects due at once in one "\n"-joined frame.
 func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 	if !s.track() {
 		writeError(w, http.StatusServiceUnavailable, protocol.Errorf(protocol.CodeInternal, "hub is shutting down"))
 		return
 	}
-	ws, err := s.upgrader.Upgrade(w, r, nil)
+	conn, err := s.layer.Upgrade(w, r, wsloop.Options{Joined: r.URL.Query().Get("frames") == "joined"})
 	if err != nil {
 		s.conns.Done()
 		return // upgradeError has answered
 	}
 	c := &client{
 		srv:    s,
+		conn:   conn,
 		info:   protocol.ClientInfo{Client: randomHex(8), User: "anon-" + randomHex(4)},
 		remote: r.RemoteAddr,
 		subs:   make(map[string]int),
 	}
 	c.ctx, c.cancel = context.WithCancel(context.Background())
-	if s.loop == nil {
-		go func() {
-			conn := newWSConn(ws, &s.cfg, s.log)
-			c.conn = conn
-			s.startClient(c)
-			conn.run(c)
-		}()
-		return
-	}
-	conn, err := s.loop.Attach(ws.NetConn())
-	if err != nil {
-		s.log.Warn("cannot serve connection", "remote", r.RemoteAddr, "err", err)
-		c.cancel()
-		s.conns.Done()
-		return
-	}
-	c.conn = conn
 	s.startClient(c)
 	conn.Start(c)
 }
@@ -262,13 +234,13 @@ func (s *Server) startClient(c *client) {
 	switch err := s.reg.add(c); {
 	case errors.Is(err, errTooManyClients):
 		s.log.Warn("connection refused: limit reached", "remote", c.remote, "max_connections", s.cfg.MaxConnections)
-		c.conn.Close(protocol.Disconnect{Code: "policy", Reason: "connection limit reached; try again later", CloseStatus: 1013})
+		c.conn.Close(closingFor(protocol.Disconnect{Code: "policy", Reason: "connection limit reached; try again later", CloseStatus: 1013}))
 		return
 	case err != nil:
-		c.conn.Close(protocol.DisconnectShutdown)
+		c.conn.Close(closingFor(protocol.DisconnectShutdown))
 		return
 	}
-	s.log.Debug("client connected", "client", c.info.Client, "user", c.info.User, "remote", c.remote)
+	s.log.Debug("client connected", "client", c.info.Client, "user", c.info.User, "remote", c.remote, "path", c.conn.Path())
 	c.conn.Enqueue(protocol.AppendWelcome(nil, protocol.Welcome{Client: c.info.Client, User: c.info.User, Node: s.nodeID, Version: s.version}))
 }
 
@@ -297,7 +269,7 @@ func (s *Server) HandleJoinLeave(channel string, join bool, c protocol.ClientInf
 func (s *Server) HandleDirect(user string, push []byte) int {
 	n := 0
 	for _, c := range s.reg.userClients(user) {
-		if c.conn.Enqueue(push) {
+		if c.conn.Enqueue(push) != wsloop.Dropped {
 			n++
 		}
 	}
@@ -308,7 +280,7 @@ func (s *Server) HandleDirect(user string, push []byte) int {
 func (s *Server) HandleDisconnectUser(user string) int {
 	clients := s.reg.userClients(user)
 	for _, c := range clients {
-		c.conn.Close(protocol.DisconnectKicked)
+		c.conn.Close(closingFor(protocol.DisconnectKicked))
 	}
 	return len(clients)
 }

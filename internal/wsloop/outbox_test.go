@@ -7,21 +7,21 @@ import (
 
 func TestOutboxLimits(t *testing.T) {
 	tests := []struct {
-		name     string
-		maxItems int
-		maxBytes int64
-		pushes   []int // sizes
-		want     []bool
+		name      string
+		softItems int
+		softBytes int64
+		pushes    []int // sizes
+		want      []Pressure
 	}{
-		{name: "item limit", maxItems: 2, maxBytes: 1 << 20, pushes: []int{1, 1, 1}, want: []bool{true, true, false}},
-		{name: "byte limit", maxItems: 100, maxBytes: 10, pushes: []int{4, 6, 1}, want: []bool{true, true, false}},
-		{name: "one too big", maxItems: 100, maxBytes: 10, pushes: []int{11, 10}, want: []bool{false, true}},
+		{name: "item limits", softItems: 2, softBytes: 1 << 20, pushes: []int{1, 1, 1, 1, 1}, want: []Pressure{Queued, Queued, Congested, Congested, Dropped}},
+		{name: "byte limits", softItems: 100, softBytes: 10, pushes: []int{4, 6, 1, 9, 1}, want: []Pressure{Queued, Queued, Congested, Congested, Dropped}},
+		{name: "one too big", softItems: 100, softBytes: 10, pushes: []int{21, 20}, want: []Pressure{Dropped, Congested}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			o := NewOutbox(tc.maxItems, tc.maxBytes)
+			o := NewOutbox(tc.softItems, tc.softBytes)
 			for i, n := range tc.pushes {
-				if got, _, _ := o.Push([]byte(strings.Repeat("x", n))); got != tc.want[i] {
+				if got, _ := o.Push([]byte(strings.Repeat("x", n))); got != tc.want[i] {
 					t.Fatalf("push %d (%d bytes) = %v, want %v", i, n, got, tc.want[i])
 				}
 			}
@@ -29,48 +29,57 @@ func TestOutboxLimits(t *testing.T) {
 	}
 }
 
-func TestOutboxTakeEmpties(t *testing.T) {
-	o := NewOutbox(2, 100)
-	o.Push([]byte("a"))
-	o.Push([]byte("b"))
-	batch := o.Take()
-	if len(batch) != 2 || string(batch[0]) != "a" || string(batch[1]) != "b" {
-		t.Fatalf("take = %q, want [a b]", batch)
+// TestOutboxPendingCounts checks that bytes taken but not written count
+// against the limits, and that the drain is reported only once they are
+// written.
+func TestOutboxPendingCounts(t *testing.T) {
+	o := NewOutbox(100, 10)
+	if p, _ := o.Push(make([]byte, 8)); p != Queued {
+		t.Fatalf("first push = %v, want Queued", p)
 	}
-	if ok, _, _ := o.Push([]byte("c")); !ok {
-		t.Fatal("push after take was refused: take did not reset the limits")
+	o.Take()
+	if p, _ := o.Push(make([]byte, 4)); p != Congested {
+		t.Fatalf("push with 8 bytes pending = %v, want Congested", p)
 	}
-	if ok, _, _ := o.Push([]byte("d")); !ok {
-		t.Fatal("push after take was refused: take did not reset the limits")
+	if o.Sent(8, nil) {
+		t.Fatal("drained with 8 bytes still pending")
 	}
-	batch = o.Take()
-	if len(batch) != 2 || string(batch[0]) != "c" {
-		t.Fatalf("second take = %q, want [c d]", batch)
+	if !o.Sent(0, nil) {
+		t.Fatal("not drained after the pending bytes were written")
 	}
-	if got := o.Take(); len(got) != 0 {
-		t.Fatalf("take of an empty outbox = %q", got)
+	if o.Sent(0, nil) {
+		t.Fatal("drained twice for one congestion")
 	}
 }
 
-func TestOutboxWriterHandoff(t *testing.T) {
-	o := NewOutbox(10, 100)
-	if _, start, _ := o.Push([]byte("a")); !start {
-		t.Fatal("first push did not ask for a writer")
+// TestOutboxTotal checks the limit over connections and the recheck that
+// follows when the total falls.
+func TestOutboxTotal(t *testing.T) {
+	tot := &total{soft: 10}
+	a, b := NewOutbox(100, 100), NewOutbox(100, 100)
+	a.total, b.total = tot, tot
+	if p, _ := a.Push(make([]byte, 11)); p != Congested {
+		t.Fatalf("a over the total = %v, want Congested", p)
 	}
-	if _, start, _ := o.Push([]byte("b")); start {
-		t.Fatal("second push asked for a second writer")
+	if p, _ := b.Push(make([]byte, 1)); p != Congested {
+		t.Fatalf("b over the total = %v, want Congested", p)
 	}
-	if o.Park() {
-		t.Fatal("writer parked with items queued")
+	b.Take()
+	rechecked := 0
+	if b.Sent(0, func() { rechecked++ }) {
+		t.Fatal("b drained while a keeps the total over")
 	}
-	o.Take()
-	if !o.Park() {
-		t.Fatal("writer could not park with nothing queued")
+	if p, _ := b.Push(make([]byte, 10)); p != Dropped {
+		t.Fatalf("push past twice the total = %v, want Dropped", p)
 	}
-	if !o.Activate() {
-		t.Fatal("wake after park did not ask for a writer")
+	a.Discard()
+	if rechecked != 1 {
+		t.Fatalf("recheck ran %d times after the total fell, want 1", rechecked)
 	}
-	if o.Activate() {
-		t.Fatal("second wake asked for a second writer")
+	if !b.CheckDrain(nil) {
+		t.Fatal("b not drained after the total fell")
+	}
+	if n := tot.bytes.Load(); n != 0 {
+		t.Fatalf("total = %d after everything left, want 0", n)
 	}
 }

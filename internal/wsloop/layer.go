@@ -1,0 +1,391 @@
+// Package wsloop is netkit's WebSocket connection layer. It upgrades HTTP
+// requests and serves each connection on one of two paths: an event loop
+// (epoll on Linux) for raw TCP sockets, where an idle connection costs a
+// few hundred bytes and no goroutine, and a goroutine path for everything
+// else (TLS, other platforms). Both speak RFC 6455 framing through the same
+// reader and writer code, write everything due for a connection in one
+// system call, and bound every buffer a peer can grow. The package knows
+// nothing of the hub's protocol: it is handed encoded objects and the bytes
+// of the disconnect push.
+package wsloop
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/gorilla/websocket"
+)
+
+// Modes of Config.Mode.
+const (
+	ModeAuto      = "auto"      // epoll for raw TCP sockets on Linux, goroutine otherwise
+	ModeEpoll     = "epoll"     // like auto, but New fails where there is no epoll
+	ModeGoroutine = "goroutine" // a reader goroutine per connection and a writer on demand
+)
+
+// closeWait bounds the closing handshake: how long a connection waits for
+// the peer's close frame (or end of stream) after sending its own.
+const closeWait = 2 * time.Second
+
+// Closing is how a connection ends: Push (the hub's disconnect push, sent
+// as a last text frame; nil for none), then a close frame with Status and
+// Reason (cut to 123 bytes).
+type Closing struct {
+	Push   []byte
+	Status int
+	Reason string
+}
+
+func (c Closing) equal(o Closing) bool {
+	return c.Status == o.Status && c.Reason == o.Reason && bytes.Equal(c.Push, o.Push)
+}
+
+// Reason names a close the layer decides by itself.
+type Reason int
+
+// Reasons for closes the layer decides.
+const (
+	ReasonTooLarge     Reason = iota + 1 // a message over MaxMessage: close at once (1009)
+	ReasonBadUTF8                        // a text message or close reason that is not UTF-8 (1007)
+	ReasonProtocol                       // a framing violation, invalid close code (1002)
+	ReasonSlowConsumer                   // queue over its hard limit, or over its soft limit for WriteTimeout
+)
+
+var reasonNames = map[Reason]string{
+	ReasonTooLarge:     "too large",
+	ReasonBadUTF8:      "bad UTF-8",
+	ReasonProtocol:     "protocol",
+	ReasonSlowConsumer: "slow consumer",
+}
+
+// String names r for logs.
+func (r Reason) String() string {
+	if s, ok := reasonNames[r]; ok {
+		return s
+	}
+	return fmt.Sprintf("Reason(%d)", int(r))
+}
+
+// Config sets a Layer's paths and limits; the hub fills it from its own
+// Config.
+type Config struct {
+	Mode          string        // "auto" (or ""), "epoll" or "goroutine"; see the Mode constants
+	Pollers       int           // event-loop goroutines; 0 means GOMAXPROCS
+	MaxMessage    int64         // largest inbound message; a larger one closes with ReasonTooLarge
+	QueueMessages int           // soft limit per connection, in objects; over it Enqueue reports Congested
+	QueueBytes    int64         // soft limit per connection, in bytes; the hard limits are twice the soft ones
+	TotalBytes    int64         // soft limit on bytes queued over all connections; 0 = none; over it Enqueue reports Congested
+	PingInterval  time.Duration // how often each connection is pinged
+	PongTimeout   time.Duration // how long after a ping a silent connection is dropped
+	WriteTimeout  time.Duration // how long a connection may stay over its soft limit, or leave written bytes untaken
+	WriteDelay    time.Duration // 0 = write at once; else gather what is due for up to this long
+	// Closings says what to send for each Reason; every Reason needs one.
+	Closings map[Reason]Closing
+	// CheckOrigin vets the Origin of an upgrade request; nil accepts all.
+	CheckOrigin func(r *http.Request) bool
+	// UpgradeError writes the HTTP error reply of a failed upgrade; nil
+	// uses http.Error.
+	UpgradeError func(w http.ResponseWriter, r *http.Request, status int, reason error)
+	Log          *slog.Logger // nil discards
+}
+
+func (c *Config) check() error {
+	var errs []error
+	switch c.Mode {
+	case "", ModeAuto, ModeGoroutine:
+	case ModeEpoll:
+		if !epollSupported {
+			errs = append(errs, errors.New("wsloop: mode epoll needs Linux; use auto or goroutine"))
+		}
+	default:
+		errs = append(errs, fmt.Errorf("wsloop: mode %q: want auto, epoll or goroutine", c.Mode))
+	}
+	if c.MaxMessage <= 0 || c.QueueMessages <= 0 || c.QueueBytes <= 0 || c.PingInterval <= 0 || c.PongTimeout <= 0 || c.WriteTimeout <= 0 {
+		errs = append(errs, errors.New("wsloop: MaxMessage, QueueMessages, QueueBytes, PingInterval, PongTimeout and WriteTimeout must be positive"))
+	}
+	if c.TotalBytes < 0 || c.WriteDelay < 0 || c.Pollers < 0 {
+		errs = append(errs, errors.New("wsloop: TotalBytes, WriteDelay and Pollers must not be negative"))
+	}
+	for r := ReasonTooLarge; r <= ReasonSlowConsumer; r++ {
+		cl, ok := c.Closings[r]
+		switch {
+		case !ok:
+			errs = append(errs, fmt.Errorf("wsloop: Closings has no entry for %v", r))
+		case !validCloseCode(cl.Status):
+			errs = append(errs, fmt.Errorf("wsloop: Closings[%v]: status %d may not be sent", r, cl.Status))
+		}
+	}
+	if c.Log == nil {
+		c.Log = slog.New(slog.DiscardHandler)
+	}
+	return errors.Join(errs...)
+}
+
+// Options are per-connection choices made at Upgrade.
+type Options struct {
+	// Joined sends several objects due at once in one text frame, joined
+	// by "\n" (opt-in, the old behaviour); by default each object is a
+	// frame of its own.
+	Joined bool
+}
+
+// Pressure is what Enqueue did with an object.
+type Pressure int
+
+// Pressures that Enqueue reports.
+const (
+	// Queued: below the soft limits.
+	Queued Pressure = iota
+	// Congested: queued, but the connection (or TotalBytes) is over its
+	// soft limit; OnDrain follows once it is back under.
+	Congested
+	// Dropped: not queued (hard limit hit, which closes with
+	// ReasonSlowConsumer, or the connection is closing or closed).
+	Dropped
+)
+
+// Conn is one upgraded connection, on either path.
+type Conn interface {
+	// Start begins serving; h gets messages, OnDrain, and OnClose exactly
+	// once. Call it once, after Upgrade; if the Layer has stopped, h's
+	// OnClose runs before Start returns.
+	Start(h Handler)
+	// Enqueue queues one encoded server object; it never blocks. b is
+	// shared and never modified.
+	Enqueue(b []byte) Pressure
+	// Close ends the connection; the first call wins: queued objects (not
+	// for the slow-consumer Closing), c.Push, a close frame, then the
+	// closing handshake (a bounded wait for the peer's close frame).
+	Close(c Closing)
+	// Abort drops the connection at once.
+	Abort()
+	// Closed returns the Closing the connection was closed with; false if
+	// it is open, the peer went away, or it was aborted.
+	Closed() (Closing, bool)
+	// SetReadPaused may be called from any goroutine: while paused no
+	// further message is handed to OnMessage and the read (pong) deadline
+	// does not run. Frames already read are kept for after the pause.
+	SetReadPaused(paused bool)
+	// RemoteAddr is the peer's address as the HTTP request gave it.
+	RemoteAddr() string
+	// Path is "epoll" or "goroutine", for logs and tests.
+	Path() string
+}
+
+// Handler gets a connection's events. On the epoll path they run on a
+// poller goroutine; on the goroutine path OnMessage runs on the reader
+// goroutine and OnDrain on the writer, so they may run concurrently.
+// Neither may block.
+type Handler interface {
+	// OnMessage gets one whole message; a text message is valid UTF-8.
+	// msg is valid only during the call.
+	OnMessage(msg []byte, binary bool)
+	// OnDrain follows an Enqueue that reported Congested, once the queue
+	// is back under its soft limits and its bytes have left for the
+	// socket.
+	OnDrain()
+	// OnClose is called once, after the socket is closed.
+	OnClose()
+}
+
+// Layer upgrades connections and serves them until Run's context ends.
+type Layer struct {
+	cfg     Config
+	up      websocket.Upgrader
+	total   *total // nil without TotalBytes
+	ep      *epoll // nil: every connection takes the goroutine path
+	running atomic.Bool
+
+	mu      sync.Mutex
+	conns   map[*goConn]struct{} // goroutine-path connections; guarded by mu
+	stopped bool                 // Run has ended; guarded by mu
+	wg      sync.WaitGroup       // one count per goroutine-path connection
+}
+
+// New validates cfg and returns a Layer; Run serves its connections.
+func New(cfg Config) (*Layer, error) {
+	if err := cfg.check(); err != nil {
+		return nil, err
+	}
+	if cfg.Pollers == 0 {
+		cfg.Pollers = runtime.GOMAXPROCS(0)
+	}
+	l := &Layer{cfg: cfg, conns: make(map[*goConn]struct{})}
+	if cfg.TotalBytes > 0 {
+		l.total = &total{soft: cfg.TotalBytes}
+	}
+	check := cfg.CheckOrigin
+	if check == nil {
+		check = func(*http.Request) bool { return true }
+	}
+	l.up = websocket.Upgrader{
+		ReadBufferSize:  1024,
+		WriteBufferSize: 1024,
+		WriteBufferPool: &sync.Pool{},
+		CheckOrigin:     check,
+		Error:           cfg.UpgradeError,
+	}
+	if epollSupported && cfg.Mode != ModeGoroutine {
+		ep, err := newEpoll(l)
+		if err != nil {
+			return nil, err
+		}
+		l.ep = ep
+	}
+	return l, nil
+}
+
+// Run serves connections until ctx ends, then closes every connection
+// still open (each gets OnClose) and returns. Call it once.
+func (l *Layer) Run(ctx context.Context) error {
+	if l.running.Swap(true) {
+		return errors.New("wsloop: Run called twice")
+	}
+	var err error
+	if l.ep != nil {
+		err = l.ep.run(ctx)
+	} else {
+		<-ctx.Done()
+	}
+	l.mu.Lock()
+	l.stopped = true
+	conns := make([]*goConn, 0, len(l.conns))
+	for c := range l.conns {
+		conns = append(conns, c)
+	}
+	l.mu.Unlock()
+	for _, c := range conns {
+		c.Abort()
+	}
+	l.wg.Wait()
+	return err
+}
+
+// Upgrade completes the WebSocket handshake and returns the connection. It
+// takes the epoll path for a raw TCP socket when Mode allows, and the
+// goroutine path otherwise (TLS, or no file descriptor): per connection,
+// never dropping one. On error it has already answered the request.
+func (l *Layer) Upgrade(w http.ResponseWriter, r *http.Request, opts Options) (Conn, error) {
+	ws, err := l.up.Upgrade(w, r, nil)
+	if err != nil {
+		return nil, fmt.Errorf("wsloop: upgrade: %w", err)
+	}
+	nc := ws.NetConn()
+	if tc, ok := nc.(*net.TCPConn); ok && l.ep != nil && r.TLS == nil {
+		c, err := l.ep.attach(tc, r.RemoteAddr, opts)
+		if err == nil {
+			return c, nil
+		}
+		l.cfg.Log.Warn("wsloop: event loop cannot take the connection; serving it on a goroutine", "remote", r.RemoteAddr, "err", err)
+	}
+	return newGoConn(l, nc, r.RemoteAddr, opts), nil
+}
+
+// track adds a goroutine-path connection to the set Run closes at its end;
+// false means Run has ended.
+func (l *Layer) track(c *goConn) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.stopped {
+		return false
+	}
+	l.conns[c] = struct{}{}
+	l.wg.Add(1)
+	return true
+}
+
+func (l *Layer) untrack(c *goConn) {
+	l.mu.Lock()
+	delete(l.conns, c)
+	l.mu.Unlock()
+	l.wg.Done()
+}
+
+func (l *Layer) newOutbox() *Outbox {
+	o := NewOutbox(l.cfg.QueueMessages, l.cfg.QueueBytes)
+	o.total = l.total
+	return o
+}
+
+// closeRequest is how a connection was asked to end; the first one wins.
+type closeRequest struct {
+	closing   Closing
+	apply     bool // send closing; false: drop (Abort, or the peer went away)
+	dropQueue bool // do not send what is queued (slow consumer)
+	drain     bool // a read violation: stop decoding, send closing, then discard until end of stream
+}
+
+var abortRequest = &closeRequest{}
+
+// request builds the close request for a Closing given to Close.
+func (l *Layer) request(c Closing) *closeRequest {
+	return &closeRequest{closing: c, apply: true, dropQueue: c.equal(l.cfg.Closings[ReasonSlowConsumer])}
+}
+
+// reasonRequest builds the close request for a close the layer decides.
+func (l *Layer) reasonRequest(r Reason) *closeRequest {
+	return &closeRequest{closing: l.cfg.Closings[r], apply: true, dropQueue: r == ReasonSlowConsumer, drain: r != ReasonSlowConsumer}
+}
+
+// overTooLong reports whether o has been over its soft limits for longer
+// than WriteTimeout.
+func (l *Layer) overTooLong(o *Outbox, now int64) bool {
+	since := o.OverSince()
+	return since != 0 && now-since > int64(l.cfg.WriteTimeout)
+}
+
+// appendFrames appends objects as server text frames: one frame each, or
+// one frame of "\n"-joined objects.
+func appendFrames(dst []byte, objects [][]byte, joined bool) []byte {
+	if len(objects) == 0 {
+		return dst
+	}
+	if !joined {
+		for _, b := range objects {
+			dst = appendHeader(dst, opText, len(b))
+			dst = append(dst, b...)
+		}
+		return dst
+	}
+	n := len(objects) - 1
+	for _, b := range objects {
+		n += len(b)
+	}
+	dst = appendHeader(dst, opText, n)
+	for i, b := range objects {
+		if i > 0 {
+			dst = append(dst, '\n')
+		}
+		dst = append(dst, b...)
+	}
+	return dst
+}
+
+// appendClosing appends what is left to send of a connection closed with
+// c: queued objects, the push and the close frame.
+func appendClosing(dst []byte, objects [][]byte, joined bool, c Closing) []byte {
+	dst = appendFrames(dst, objects, joined)
+	if c.Push != nil {
+		dst = appendHeader(dst, opText, len(c.Push))
+		dst = append(dst, c.Push...)
+	}
+	return appendClose(dst, c.Status, c.Reason)
+}
+
+// appendEcho appends the close frame that answers a peer's close with code
+// (0: the peer gave none, and neither do we).
+func appendEcho(dst []byte, code int) []byte {
+	if code == 0 {
+		return appendHeader(dst, opClose, 0)
+	}
+	return appendClose(dst, code, "")
+}

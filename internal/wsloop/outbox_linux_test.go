@@ -1,0 +1,3 @@
+package wsloop
+
+func outboxOf(c Conn) *Outbox { return c.(*epollConn).out }

@@ -1,0 +1,5 @@
+//go:build !linux
+
+package wsloop
+
+func outboxOf(c Conn) *Outbox { return nil }
