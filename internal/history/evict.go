@@ -15,7 +15,8 @@ import (
 //     all queues. A message dropped otherwise (by Size, or by a read that
 //     found it expired) leaves a stale entry, skipped at the head and
 //     compacted away when stale entries outnumber live ones;
-//   - a list of all channel states, least recently used first.
+//   - a list of the channel states that hold no message and have no pin,
+//     least recently used first: the ones that may be forgotten.
 
 // ref names one held message in a queue.
 type ref struct {
@@ -137,24 +138,12 @@ func (m *Memory) fitLocked(keep *channel) {
 }
 
 // idleFrontLocked returns the least recently used channel state that may
-// be forgotten, or nil. States it passes over (pinned or holding messages)
-// go to the back of the list, so repeated calls do not walk them again; it
-// looks at no more than 64.
+// be forgotten, other than keep, or nil.
 func (m *Memory) idleFrontLocked(keep *channel) *channel {
-	for range 64 {
-		ch := m.lru.front
-		if ch == nil {
-			return nil
-		}
-		if ch != keep && ch.pins == 0 && ch.msgs.len() == 0 {
-			return ch
-		}
-		if ch == m.lru.back {
-			return nil
-		}
-		m.lru.moveToBack(ch)
+	if ch := m.idle.front; ch != keep || ch == nil {
+		return ch
 	}
-	return nil
+	return keep.next
 }
 
 // sweepBatch bounds the work of one hold of the lock in Sweep, so that
@@ -190,15 +179,11 @@ func (m *Memory) sweepSome(budget int) bool {
 		}
 	}
 	for ; budget > 0 && m.idleTTL > 0; budget-- {
-		ch := m.lru.front
+		ch := m.idle.front
 		if ch == nil || now-ch.used < int64(m.idleTTL) {
 			break
 		}
-		if ch.pins == 0 && ch.msgs.len() == 0 {
-			m.forgetLocked(ch)
-		} else {
-			m.touchLocked(ch, now) // look again in IdleTTL
-		}
+		m.forgetLocked(ch)
 	}
 	if budget == 0 {
 		return false

@@ -55,7 +55,7 @@ type Memory struct {
 	mu       sync.Mutex
 	channels map[string]*channel // guarded by mu
 	mapHigh  int                 // most entries channels has had since it was made; guarded by mu
-	lru      chanList            // every channel, least recently used first; guarded by mu
+	idle     chanList            // channels with no message and no pin, least recently used first; guarded by mu
 	queues   []*queue            // one per distinct TTL; guarded by mu
 	bytes    int64               // accounted memory; guarded by mu
 	messages int                 // messages held; guarded by mu
@@ -71,8 +71,9 @@ type channel struct {
 	msgs       ring[message]
 	used       int64 // last Append, read, pin or unpin
 	pins       int
-	dead       bool // forgotten: removed from the map
-	prev, next *channel
+	idle       bool     // in Memory.idle: holds no message and has no pin
+	dead       bool     // forgotten: removed from the map
+	prev, next *channel // in Memory.idle
 }
 
 // message is one held message push.
@@ -202,6 +203,7 @@ func (m *Memory) Pin(channel string) {
 	defer m.mu.Unlock()
 	ch := m.channelLocked(channel, m.clock())
 	ch.pins++
+	m.idleLocked(ch)
 	m.fitLocked(ch)
 }
 
@@ -211,6 +213,7 @@ func (m *Memory) Unpin(channel string) {
 	defer m.mu.Unlock()
 	if ch := m.channels[channel]; ch != nil && ch.pins > 0 {
 		ch.pins--
+		m.idleLocked(ch)
 		m.touchLocked(ch, m.clock())
 	}
 }
@@ -235,14 +238,30 @@ func (m *Memory) channelLocked(name string, now int64) *channel {
 		m.bytes += mapBytes(len(m.channels)) - mapBytes(m.mapHigh)
 		m.mapHigh = len(m.channels)
 	}
-	m.lru.pushBack(ch)
+	m.idleLocked(ch)
 	m.bytes += channelBytes(ch.name)
 	return ch
 }
 
+// touchLocked marks ch used at now.
 func (m *Memory) touchLocked(ch *channel, now int64) {
 	ch.used = now
-	m.lru.moveToBack(ch)
+	if ch.idle {
+		m.idle.moveToBack(ch)
+	}
+}
+
+// idleLocked puts ch in the idle list or takes it out, after a change to
+// its messages or pins.
+func (m *Memory) idleLocked(ch *channel) {
+	idle := ch.msgs.len() == 0 && ch.pins == 0
+	switch {
+	case idle && !ch.idle:
+		m.idle.pushBack(ch)
+	case !idle && ch.idle:
+		m.idle.remove(ch)
+	}
+	ch.idle = idle
 }
 
 // epochLocked returns a new epoch: 8 hex digits from a generator seeded
@@ -260,6 +279,9 @@ func (m *Memory) holdLocked(ch *channel, msg message) {
 		m.resizeLocked(ch, min(max(2*ch.msgs.cap(), 1), ch.lim.Size))
 	}
 	ch.msgs.push(msg)
+	if ch.msgs.len() == 1 {
+		m.idleLocked(ch)
+	}
 	m.messages++
 	m.bytes += int64(cap(msg.push))
 	ch.q.add(m, ref{ch: ch, offset: ch.pos.Offset})
@@ -277,6 +299,7 @@ func (m *Memory) dropOldestLocked(ch *channel, viaQueue bool) {
 	switch n, c := ch.msgs.len(), ch.msgs.cap(); {
 	case n == 0:
 		m.resizeLocked(ch, 0)
+		m.idleLocked(ch)
 	case c > 8 && n < c/4:
 		m.resizeLocked(ch, c/2)
 	}
@@ -308,7 +331,10 @@ func (m *Memory) expireLocked(ch *channel, now int64) {
 // forgetLocked removes ch's state; it holds no message.
 func (m *Memory) forgetLocked(ch *channel) {
 	delete(m.channels, ch.name)
-	m.lru.remove(ch)
+	if ch.idle {
+		m.idle.remove(ch)
+		ch.idle = false
+	}
 	ch.dead = true
 	m.bytes -= channelBytes(ch.name)
 }
