@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -121,12 +122,13 @@ func testPush(t *testing.T, mk MakeBroker) {
 }
 
 // testRecoveryConcurrent is a reconnect while others publish: a subscriber
-// that last saw offset `since` subscribes with a recovery query at some
-// point of a burst of concurrent publications. The recovered messages
-// followed by the live ones must be every offset after `since`, once each,
-// in order.
+// that last saw some offset subscribes with a recovery query at some point
+// of a burst of concurrent publications. The recovered messages followed
+// by the live ones must be every offset after the one it saw, once each,
+// in order. Each interleaving runs 3 times: the races it would catch are
+// not hit every time.
 func testRecoveryConcurrent(t *testing.T, mk MakeBroker) {
-	const publishers, each = 4, 150
+	const burst = 600
 	tests := []struct {
 		name  string
 		pre   int // the subscriber last saw offset pre+1
@@ -134,79 +136,89 @@ func testRecoveryConcurrent(t *testing.T, mk MakeBroker) {
 	}{
 		{name: "before the burst", pre: 20},
 		{name: "early in the burst", pre: 20, after: 10},
-		{name: "mid burst", pre: 5, after: publishers * each / 2},
+		{name: "mid burst", pre: 5, after: burst / 2},
 		{name: "nothing missed yet", pre: 0, after: 1},
-		{name: "after the burst", pre: 50, after: publishers * each},
+		{name: "after the burst", pre: 50, after: burst},
 	}
 	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			rec := NewRecorder()
-			b := mk(t, rec, Options{Limits: &history.Limits{Size: 10_000}})
-			ctx := context.Background()
-			var last history.Position
-			for range tc.pre + 1 {
-				last = publish(t, b, "rec")
-			}
-			seen := last // the subscriber's last message; it missed the rest
-			var published sync.WaitGroup
-			published.Add(tc.after)
-			var count int
-			var countMu sync.Mutex
-			var wg sync.WaitGroup
-			for range publishers {
-				wg.Go(func() {
-					for range each {
-						if _, err := b.Publish(ctx, "rec", "u", data); err != nil {
-							t.Errorf("Publish: %v", err)
-							return
-						}
-						countMu.Lock()
-						if count++; count <= tc.after {
-							published.Done()
-						}
-						countMu.Unlock()
-					}
-				})
-			}
-			published.Wait()
-			var res history.Result
-			delivered := -1
-			err := b.Subscribe(ctx, "rec", &history.Query{Since: &seen}, func(r history.Result) {
-				res, delivered = r, len(rec.pubs("rec"))
+		for round := range 3 {
+			t.Run(fmt.Sprintf("%s/%d", tc.name, round), func(t *testing.T) {
+				recoverDuringBurst(t, mk, tc.pre, tc.after, burst)
 			})
-			if err != nil {
-				t.Fatal(err)
-			}
-			wg.Wait()
-			total := uint64(tc.pre+1) + publishers*each
-			testenv.WaitFor(t, 10*time.Second, func() error { // for brokers that deliver asynchronously
-				if pubs := rec.pubs("rec"); res.Position.Offset < total && (len(pubs) == 0 || pubs[len(pubs)-1].Offset != total) {
-					return fmt.Errorf("last offset %d not delivered yet", total)
+		}
+	}
+}
+
+// recoverDuringBurst publishes pre+1 messages, then burst more from 4
+// goroutines; after `after` of those it subscribes with a recovery since
+// offset pre+1 and checks what the subscriber gets.
+func recoverDuringBurst(t *testing.T, mk MakeBroker, pre, after, burst int) {
+	const publishers = 4
+	rec := NewRecorder()
+	b := mk(t, rec, Options{Limits: &history.Limits{Size: 10_000}})
+	ctx := context.Background()
+	var seen history.Position // the subscriber's last message; it missed the rest
+	for range pre + 1 {
+		seen = publish(t, b, "rec")
+	}
+	var started sync.WaitGroup // done after `after` publications of the burst
+	started.Add(after)
+	var count atomic.Int64
+	var wg sync.WaitGroup
+	for range publishers {
+		wg.Go(func() {
+			for range burst / publishers {
+				if _, err := b.Publish(ctx, "rec", "u", data); err != nil {
+					t.Errorf("Publish: %v", err)
+					return
 				}
-				return nil
-			})
-			if delivered != 0 {
-				t.Fatalf("%d publications were delivered before fn ran", delivered)
-			}
-			if !res.Recovered || res.Position.Epoch != seen.Epoch {
-				t.Fatalf("recovery = %+v, recovered %v; want recovered in epoch %s", res.Position, res.Recovered, seen.Epoch)
-			}
-			got := pushOffsets(t, "rec", res.Messages)
-			if want := span(seen.Offset+1, res.Position.Offset); !slices.Equal(got, want) {
-				t.Fatalf("recovered %v, want the %d messages after %d up to the position %d", head(got), len(want), seen.Offset, res.Position.Offset)
-			}
-			for _, p := range rec.pubs("rec") {
-				got = append(got, p.Offset)
-			}
-			if want := span(seen.Offset+1, total); !slices.Equal(got, want) {
-				t.Fatalf("recovered then live = %d offsets %v..., want %d contiguous from %d: a gap or a duplicate", len(got), head(got), len(want), seen.Offset+1)
+				if count.Add(1) <= int64(after) {
+					started.Done()
+				}
 			}
 		})
+	}
+	started.Wait()
+	var res history.Result
+	delivered := -1
+	err := b.Subscribe(ctx, "rec", &history.Query{Since: &seen}, func(r history.Result) {
+		res, delivered = r, len(rec.pubs("rec"))
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	wg.Wait()
+	total := uint64(pre + 1 + burst)
+	testenv.WaitFor(t, 10*time.Second, func() error { // for brokers that deliver asynchronously
+		if pubs := rec.pubs("rec"); res.Position.Offset < total && (len(pubs) == 0 || pubs[len(pubs)-1].Offset != total) {
+			return fmt.Errorf("last offset %d not delivered yet", total)
+		}
+		return nil
+	})
+	if delivered != 0 {
+		t.Fatalf("%d publications were delivered before fn ran", delivered)
+	}
+	if !res.Recovered || res.Position.Epoch != seen.Epoch {
+		t.Fatalf("recovery = %+v, recovered %v; want recovered in epoch %s", res.Position, res.Recovered, seen.Epoch)
+	}
+	got := pushOffsets(t, "rec", res.Messages)
+	if want := span(seen.Offset+1, res.Position.Offset); !slices.Equal(got, want) {
+		t.Fatalf("recovered %v, want the %d messages after %d up to the position %d", head(got), len(want), seen.Offset, res.Position.Offset)
+	}
+	for _, p := range rec.pubs("rec") {
+		got = append(got, p.Offset)
+	}
+	if want := span(seen.Offset+1, total); !slices.Equal(got, want) {
+		t.Fatalf("recovered then live = %d offsets %v..., want %d contiguous from %d: a gap or a duplicate", len(got), head(got), len(want), seen.Offset+1)
 	}
 }
 
 func testRecoveryEpoch(t *testing.T, mk MakeBroker) {
 	b := mk(t, NewRecorder(), Options{})
+	// A client that read an empty channel's position recovers from it.
+	empty := readHistory(t, b, "empty", history.Query{})
+	recoverAndCheck(t, b, "empty", since(empty.Position, 0), true, nil)
+
 	for range 3 {
 		publish(t, b, "ep")
 	}
