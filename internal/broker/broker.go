@@ -23,6 +23,10 @@ type Publication struct {
 	Epoch   string
 	From    string          // publisher's user id; "" for the HTTP API
 	Data    json.RawMessage // compact JSON
+	// Push is the encoded message push (protocol.AppendMessage), made once
+	// by the history store: the hub sends these bytes to every subscriber.
+	// It is shared with history: never modify it.
+	Push []byte
 }
 
 // ChannelInfo summarises one channel with subscribers.
@@ -65,12 +69,18 @@ type Broker interface {
 	// to every node subscribed to channel.
 	Publish(ctx context.Context, channel, from string, data json.RawMessage) (history.Position, error)
 	// Subscribe adds one subscriber on this node to channel. It calls fn
-	// with the channel's position at a moment when no publication on the
-	// channel is in flight to this node: every publication after that
-	// position is delivered after fn returns. Subscribe and Unsubscribe
-	// are counted: the node gets a channel's publications while its count
-	// is above zero.
-	Subscribe(ctx context.Context, channel string, fn func(history.Position)) error
+	// once, at a moment when no publication on the channel is in flight to
+	// this node: every publication after the position fn gets is delivered
+	// after fn returns, and none before it. fn gets the channel's position
+	// and, when q is not nil, the history q selects, read at that same
+	// moment: with q.Since that is a recovery (Result.Recovered says
+	// whether the messages are exactly the ones after Since, given a Limit
+	// that allows them all); without it the last q.Limit messages. So a
+	// subscriber that sends fn's messages and then the publications
+	// delivered to it sees no gap and no duplicate. Subscribe and
+	// Unsubscribe are counted: the node gets a channel's publications
+	// while its count is above zero.
+	Subscribe(ctx context.Context, channel string, q *history.Query, fn func(history.Result)) error
 	// Unsubscribe removes one subscriber on this node from channel. It
 	// returns after every publication on channel that was in flight to
 	// this node has been handed to the Handler, so a subscriber removed
@@ -91,4 +101,6 @@ type Broker interface {
 	Channels(ctx context.Context) ([]ChannelInfo, error)
 	// Position returns channel's position.
 	Position(ctx context.Context, channel string) (history.Position, error)
+	// History returns channel's position and the messages q selects.
+	History(ctx context.Context, channel string, q history.Query) (history.Result, error)
 }

@@ -3,10 +3,10 @@ package broker
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"sort"
 	"sync"
 	"sync/atomic"
-	"time"
 
 	"github.com/netkit/netkit/internal/history"
 	"github.com/netkit/netkit/internal/protocol"
@@ -16,8 +16,8 @@ import (
 // node's Handler.
 type Memory struct {
 	store   history.Store
+	pinner  history.Pinner // store's, or nil
 	handler Handler
-	idleTTL time.Duration
 
 	mu       sync.Mutex
 	channels map[string]*memChannel                    // guarded by mu
@@ -31,19 +31,22 @@ type memChannel struct {
 	dead bool         // removed from Memory.channels; guarded by seq
 }
 
-// evicter is implemented by stores that can forget idle channels.
-type evicter interface {
-	Evict(before time.Time, keep func(channel string) bool) int
+// runner is implemented by stores with background work
+// (history.Memory's sweeps).
+type runner interface {
+	Run(ctx context.Context) error
 }
 
-// NewMemory returns a broker that delivers to h and takes offsets from
-// store. Channels without subscribers that saw no message for idleTTL have
-// their sequence forgotten (if the store supports it); 0 keeps them forever.
-func NewMemory(store history.Store, h Handler, idleTTL time.Duration) *Memory {
+// NewMemory returns a broker that delivers to h and takes offsets, encoded
+// pushes and history from store. If the store is a history.Pinner, the
+// broker pins each channel while it has subscribers, so that the store
+// never forgets their sequence.
+func NewMemory(store history.Store, h Handler) *Memory {
+	pinner, _ := store.(history.Pinner)
 	return &Memory{
 		store:    store,
+		pinner:   pinner,
 		handler:  h,
-		idleTTL:  idleTTL,
 		channels: make(map[string]*memChannel),
 		presence: make(map[string]map[string]protocol.ClientInfo),
 	}
@@ -52,30 +55,14 @@ func NewMemory(store history.Store, h Handler, idleTTL time.Duration) *Memory {
 // NonBlocking implements Broker: every method only takes short locks.
 func (b *Memory) NonBlocking() bool { return true }
 
-// Run evicts idle channel sequences until ctx ends.
+// Run runs the store's background work (history.Memory drops expired
+// messages and forgets idle channels) until ctx ends.
 func (b *Memory) Run(ctx context.Context) error {
-	ev, ok := b.store.(evicter)
-	if !ok || b.idleTTL <= 0 {
-		<-ctx.Done()
-		return nil
+	if r, ok := b.store.(runner); ok {
+		return r.Run(ctx)
 	}
-	tick := time.NewTicker(b.idleTTL / 4)
-	defer tick.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return nil
-		case now := <-tick.C:
-			ev.Evict(now.Add(-b.idleTTL), b.hasSubscribers)
-		}
-	}
-}
-
-func (b *Memory) hasSubscribers(channel string) bool {
-	b.mu.Lock()
-	ch := b.channels[channel]
-	b.mu.Unlock()
-	return ch != nil && ch.refs.Load() > 0
+	<-ctx.Done()
+	return nil
 }
 
 // lock returns channel's live memChannel with its seq held.
@@ -100,12 +87,13 @@ func (b *Memory) lock(channel string) *memChannel {
 func (b *Memory) Publish(ctx context.Context, channel, from string, data json.RawMessage) (history.Position, error) {
 	ch := b.lock(channel)
 	defer ch.seq.Unlock()
-	pos, err := b.store.Append(ctx, channel)
+	pos, push, err := b.store.Append(ctx, channel, from, data)
 	if err != nil {
-		return pos, err
+		b.release(channel, ch)
+		return pos, fmt.Errorf("broker: publish %s: %w", channel, err)
 	}
 	if ch.refs.Load() > 0 {
-		b.handler.HandlePublication(Publication{Channel: channel, Offset: pos.Offset, Epoch: pos.Epoch, From: from, Data: data})
+		b.handler.HandlePublication(Publication{Channel: channel, Offset: pos.Offset, Epoch: pos.Epoch, From: from, Data: data, Push: push})
 	}
 	b.release(channel, ch)
 	return pos, nil
@@ -125,17 +113,32 @@ func (b *Memory) release(channel string, ch *memChannel) {
 	ch.dead = true
 }
 
-// Subscribe implements Broker.
-func (b *Memory) Subscribe(ctx context.Context, channel string, fn func(history.Position)) error {
+// Subscribe implements Broker. The channel's seq lock, which every
+// Publish holds from Append to delivery, makes the read and fn one moment.
+func (b *Memory) Subscribe(ctx context.Context, channel string, q *history.Query, fn func(history.Result)) error {
 	ch := b.lock(channel)
 	defer ch.seq.Unlock()
-	pos, err := b.store.Position(ctx, channel)
+	// Pin first: the store must not forget the sequence between the read
+	// and the first publication the subscriber gets.
+	if b.pinner != nil {
+		b.pinner.Pin(channel)
+	}
+	var res history.Result
+	var err error
+	if q != nil {
+		res, err = b.store.Read(ctx, channel, *q)
+	} else {
+		res.Position, err = b.store.Position(ctx, channel)
+	}
 	if err != nil {
+		if b.pinner != nil {
+			b.pinner.Unpin(channel)
+		}
 		b.release(channel, ch)
-		return err
+		return fmt.Errorf("broker: subscribe %s: %w", channel, err)
 	}
 	ch.refs.Add(1)
-	fn(pos)
+	fn(res)
 	return nil
 }
 
@@ -145,6 +148,9 @@ func (b *Memory) Unsubscribe(_ context.Context, channel string) error {
 	defer ch.seq.Unlock()
 	if ch.refs.Load() > 0 {
 		ch.refs.Add(-1)
+		if b.pinner != nil {
+			b.pinner.Unpin(channel)
+		}
 	}
 	b.release(channel, ch)
 	return nil
@@ -245,4 +251,10 @@ func (b *Memory) Channels(ctx context.Context) ([]ChannelInfo, error) {
 // Position implements Broker.
 func (b *Memory) Position(ctx context.Context, channel string) (history.Position, error) {
 	return b.store.Position(ctx, channel)
+}
+
+// History implements Broker. The store answers from one consistent moment
+// of the channel; no publication needs to be held back for it.
+func (b *Memory) History(ctx context.Context, channel string, q history.Query) (history.Result, error) {
+	return b.store.Read(ctx, channel, q)
 }

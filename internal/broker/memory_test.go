@@ -13,21 +13,27 @@ import (
 )
 
 func TestMemory(t *testing.T) {
-	brokertest.Run(t, func(t *testing.T, h broker.Handler) broker.Broker {
-		return runMemory(t, h)
+	brokertest.Run(t, func(t *testing.T, h broker.Handler, o brokertest.Options) broker.Broker {
+		return runMemory(t, h, o)
 	})
 }
 
 // TestDelayed runs the suite on a memory broker behind brokertest.Delayed,
 // the slow broker the hub tests use: the wrapper must change timing only.
 func TestDelayed(t *testing.T) {
-	brokertest.Run(t, func(t *testing.T, h broker.Handler) broker.Broker {
-		return &brokertest.Delayed{Broker: runMemory(t, h), Delay: time.Millisecond}
+	brokertest.Run(t, func(t *testing.T, h broker.Handler, o brokertest.Options) broker.Broker {
+		return &brokertest.Delayed{Broker: runMemory(t, h, o), Delay: time.Millisecond}
 	})
 }
 
-func runMemory(t *testing.T, h broker.Handler) *broker.Memory {
-	b := broker.NewMemory(history.NewMemory(), h, time.Minute)
+// runMemory returns a running memory broker whose store follows o.
+func runMemory(t *testing.T, h broker.Handler, o brokertest.Options) *broker.Memory {
+	cfg := history.MemoryConfig{MaxBytes: o.MaxBytes, Now: o.Now, IdleTTL: time.Minute}
+	if o.Limits != nil {
+		lim := *o.Limits
+		cfg.Limits = func(string) history.Limits { return lim }
+	}
+	b := broker.NewMemory(history.NewMemory(cfg), h)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- b.Run(ctx) }()
@@ -40,31 +46,31 @@ func runMemory(t *testing.T, h broker.Handler) *broker.Memory {
 	return b
 }
 
-// TestMemoryEvictsIdleChannels checks that Run forgets the sequence of a
-// channel without subscribers after the idle TTL, keeps subscribed ones, and
-// that a forgotten channel comes back with a new epoch.
+// TestMemoryEvictsIdleChannels checks that the broker pins subscribed
+// channels: the store's sweep forgets the sequence of a channel without
+// subscribers after the idle TTL, keeps subscribed ones, and a forgotten
+// channel comes back with a new epoch.
 func TestMemoryEvictsIdleChannels(t *testing.T) {
-	store := history.NewMemory()
-	b := broker.NewMemory(store, brokertest.NewRecorder(), 40*time.Millisecond)
+	clock := brokertest.NewClock()
+	store := history.NewMemory(history.MemoryConfig{IdleTTL: time.Minute, Now: clock.Now,
+		Limits: func(string) history.Limits { return history.Limits{Size: 10, TTL: time.Second} }})
+	b := broker.NewMemory(store, brokertest.NewRecorder())
 	ctx := context.Background()
 	old, _ := b.Publish(ctx, "idle", "", []byte("1"))
-	if err := b.Subscribe(ctx, "kept", func(history.Position) {}); err != nil {
+	if err := b.Subscribe(ctx, "kept", nil, func(history.Result) {}); err != nil {
 		t.Fatal(err)
 	}
 	b.Publish(ctx, "kept", "", []byte("1"))
-
-	runCtx, cancel := context.WithCancel(ctx)
-	done := make(chan error, 1)
-	go func() { done <- b.Run(runCtx) }()
-	testenv.WaitFor(t, 10*time.Second, func() error {
-		if n := store.Len(); n != 1 {
-			return fmt.Errorf("store holds %d channels, want 1", n)
-		}
-		return nil
-	})
-	cancel()
-	if err := <-done; err != nil {
-		t.Fatalf("Run: %v", err)
+	if err := b.Subscribe(ctx, "left", nil, func(history.Result) {}); err != nil {
+		t.Fatal(err)
+	}
+	clock.Advance(2 * time.Minute)
+	if err := b.Unsubscribe(ctx, "left"); err != nil { // idle from now
+		t.Fatal(err)
+	}
+	store.Sweep()
+	if n := store.Stats().Channels; n != 2 {
+		t.Fatalf("store holds %d channels, want kept and left", n)
 	}
 	pos, _ := b.Publish(ctx, "idle", "", []byte("1"))
 	if pos.Offset != 1 || pos.Epoch == old.Epoch {
@@ -72,5 +78,29 @@ func TestMemoryEvictsIdleChannels(t *testing.T) {
 	}
 	if pos, _ := b.Position(ctx, "kept"); pos.Offset != 1 {
 		t.Fatalf("kept channel offset = %d, want 1", pos.Offset)
+	}
+}
+
+// TestMemoryRunSweeps checks that the broker's Run drives the store's
+// sweeps: an expired message goes without any read touching its channel.
+func TestMemoryRunSweeps(t *testing.T) {
+	clock := brokertest.NewClock()
+	store := history.NewMemory(history.MemoryConfig{Now: clock.Now,
+		Limits: func(string) history.Limits { return history.Limits{Size: 10, TTL: time.Second} }})
+	b := broker.NewMemory(store, brokertest.NewRecorder())
+	b.Publish(context.Background(), "c", "", []byte("1"))
+	clock.Advance(time.Minute)
+	runCtx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- b.Run(runCtx) }()
+	testenv.WaitFor(t, 10*time.Second, func() error {
+		if n := store.Stats().Messages; n != 0 {
+			return fmt.Errorf("store holds %d messages, want 0", n)
+		}
+		return nil
+	})
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("Run: %v", err)
 	}
 }

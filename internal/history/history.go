@@ -1,13 +1,15 @@
-// Package history owns each channel's offset sequence: the offset of its
-// last message and the epoch that names the sequence. A Store decides the
-// offset of every publication; the broker calls it once per message.
+// Package history owns each channel's offset sequence and its recent
+// messages: the offset of the last message, the epoch that names the
+// sequence, and the message pushes a reconnecting client can recover.
+// A Store decides the offset of every publication and encodes its push
+// once; the broker calls it once per message and fans out those bytes.
 package history
 
 import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"sync"
+	"encoding/json"
 	"time"
 )
 
@@ -18,84 +20,68 @@ type Position struct {
 	Epoch  string `json:"epoch"`
 }
 
-// Store assigns offsets. Implementations must be safe for concurrent use;
-// callers serialise Append per channel when they need delivery order to
-// match offset order.
+// Limits bound one channel's history.
+type Limits struct {
+	// Size is how many recent messages the channel keeps; 0 keeps none
+	// (offsets still count).
+	Size int
+	// TTL is how long a message is kept; 0 keeps it until Size or the
+	// store's memory cap evicts it.
+	TTL time.Duration
+}
+
+// DefaultLimits are the limits of a channel when the store is given none:
+// the last 100 messages of the last 10 minutes.
+var DefaultLimits = Limits{Size: 100, TTL: 10 * time.Minute}
+
+// Query selects messages of one channel's history.
+type Query struct {
+	// Since, when set, asks for the messages after Since.Offset, oldest
+	// first. Without it a read returns the newest messages.
+	Since *Position
+	// Limit caps how many messages are returned: without Since the newest
+	// Limit, with Since the oldest Limit after it (so a client can page
+	// forward). 0 returns every message the history holds.
+	Limit int
+}
+
+// Result is the answer to a Query.
+type Result struct {
+	// Position is the channel's current position.
+	Position Position
+	// Messages are encoded message pushes, oldest first. They are shared
+	// with every other reader and subscriber: never modify them.
+	Messages [][]byte
+	// Recovered is set for a Query with Since when Since is in the current
+	// epoch and every message after Since.Offset is still held, so that
+	// Messages, if Limit allowed them all, are exactly the messages after
+	// Since. When it is false a client missed messages it cannot get back.
+	Recovered bool
+}
+
+// Store assigns offsets and keeps history. Implementations must be safe for
+// concurrent use; callers serialise Append per channel when they need
+// delivery order to match offset order.
 type Store interface {
-	// Append records one message on channel and returns its position.
-	Append(ctx context.Context, channel string) (Position, error)
+	// Append records one message on channel and returns its position and
+	// its encoded message push (protocol.AppendMessage), the bytes every
+	// subscriber gets. The push is shared: never modify it.
+	Append(ctx context.Context, channel, from string, data json.RawMessage) (Position, []byte, error)
 	// Position returns the channel's current position without changing it.
 	// A channel never published to gets offset 0 and a fresh epoch, which
 	// stays its epoch once it has messages.
 	Position(ctx context.Context, channel string) (Position, error)
+	// Read returns the channel's position and the messages q selects.
+	Read(ctx context.Context, channel string, q Query) (Result, error)
 }
 
-// Memory is an in-memory Store. Every channel's epoch is random, so after a
-// restart of the process a client's old epoch never matches: its sequence
-// restarted.
-type Memory struct {
-	mu       sync.Mutex
-	channels map[string]*memChannel // guarded by mu
-}
-
-type memChannel struct {
-	pos  Position
-	used time.Time // last Append or Position
-}
-
-// NewMemory returns an empty in-memory store.
-func NewMemory() *Memory {
-	return &Memory{channels: make(map[string]*memChannel)}
-}
-
-// Append implements Store.
-func (m *Memory) Append(_ context.Context, channel string) (Position, error) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	ch := m.channelLocked(channel)
-	ch.pos.Offset++
-	return ch.pos, nil
-}
-
-// Position implements Store.
-func (m *Memory) Position(_ context.Context, channel string) (Position, error) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	return m.channelLocked(channel).pos, nil
-}
-
-func (m *Memory) channelLocked(channel string) *memChannel {
-	ch := m.channels[channel]
-	if ch == nil {
-		ch = &memChannel{pos: Position{Epoch: NewEpoch()}}
-		m.channels[channel] = ch
-	}
-	ch.used = time.Now()
-	return ch
-}
-
-// Evict forgets the sequences of channels unused since before and for which
-// keep returns false. A forgotten channel starts again at offset 0 with a new
-// epoch, so clients that remember the old epoch see that it restarted.
-// It returns how many channels it evicted.
-func (m *Memory) Evict(before time.Time, keep func(channel string) bool) int {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	n := 0
-	for name, ch := range m.channels {
-		if ch.used.Before(before) && !keep(name) {
-			delete(m.channels, name)
-			n++
-		}
-	}
-	return n
-}
-
-// Len returns how many channel sequences the store holds.
-func (m *Memory) Len() int {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	return len(m.channels)
+// Pinner is implemented by stores that forget channels: a pinned channel's
+// sequence is never forgotten (its messages still expire). The memory
+// broker pins a channel while the node has subscribers to it, so their
+// offsets never restart under them. Pins are counted.
+type Pinner interface {
+	Pin(channel string)
+	Unpin(channel string)
 }
 
 // NewEpoch returns a random epoch name (8 hex digits).

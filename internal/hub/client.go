@@ -132,7 +132,8 @@ func (c *client) subscribe(cmd protocol.Command) *protocol.Error {
 		return protocol.Errorf(protocol.CodeTooManyRequests, "subscription limit reached: %d channels per connection", c.srv.cfg.MaxSubscriptions)
 	}
 	added := false
-	err := c.srv.broker.Subscribe(c.ctx, cmd.Channel, func(pos history.Position) {
+	err := c.srv.broker.Subscribe(c.ctx, cmd.Channel, nil, func(res history.Result) {
+		pos := res.Position
 		// Runs while no publication on the channel is in flight: the reply
 		// goes out before any message after pos.
 		if added = reg.addSub(c, cmd.Channel); added {

@@ -46,7 +46,7 @@ func BenchmarkFanoutLocal(b *testing.B) {
 		if err := s.reg.add(c); err != nil {
 			b.Fatal(err)
 		}
-		if err := s.broker.Subscribe(ctx, "bench", func(history.Position) { s.reg.addSub(c, "bench") }); err != nil {
+		if err := s.broker.Subscribe(ctx, "bench", nil, func(history.Result) { s.reg.addSub(c, "bench") }); err != nil {
 			b.Fatal(err)
 		}
 	}

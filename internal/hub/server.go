@@ -88,7 +88,7 @@ func New(cfg Config, opts Options) (*Server, error) {
 		s.apiKey = randomHex(16)
 		log.Warn("no API key configured; generated one for this run (set hub.api_key to keep it)", "api_key", s.apiKey)
 	}
-	s.broker = broker.NewMemory(history.NewMemory(), s, channelIdleTTL)
+	s.broker = broker.NewMemory(history.NewMemory(history.MemoryConfig{IdleTTL: channelIdleTTL}), s)
 	if err := s.newLayer(); err != nil {
 		return nil, err
 	}
@@ -256,7 +256,7 @@ func (s *Server) upgradeError(w http.ResponseWriter, r *http.Request, status int
 
 // HandlePublication implements broker.Handler: encode once, share the bytes.
 func (s *Server) HandlePublication(p broker.Publication) {
-	s.reg.fanOut(p.Channel, protocol.AppendMessage(nil, p.Channel, p.Offset, p.From, p.Data), "")
+	s.reg.fanOut(p.Channel, p.Push, "")
 }
 
 // HandleJoinLeave implements broker.Handler. The subject client gets no

@@ -9,15 +9,28 @@ import (
 	"slices"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/netkit/netkit/internal/broker"
 	"github.com/netkit/netkit/internal/history"
 	"github.com/netkit/netkit/internal/protocol"
 )
 
-// MakeBroker returns a running broker that delivers to h. It must stop the
-// broker in t.Cleanup.
-type MakeBroker func(t *testing.T, h broker.Handler) broker.Broker
+// MakeBroker returns a running broker that delivers to h, configured by o.
+// It must stop the broker in t.Cleanup. A broker that cannot honour an
+// option (a clock, for one on a server) calls t.Skip.
+type MakeBroker func(t *testing.T, h broker.Handler, o Options) broker.Broker
+
+// Options configure the history of the broker under test. The zero value
+// asks for the broker's defaults.
+type Options struct {
+	// Limits are every channel's history limits; nil is the default.
+	Limits *history.Limits
+	// MaxBytes caps the history's memory; 0 is the default.
+	MaxBytes int64
+	// Now is the history's clock, for TTLs; nil is real time.
+	Now func() time.Time
+}
 
 // Recorder is a broker.Handler that records what it is given.
 type Recorder struct {
@@ -92,6 +105,12 @@ func Run(t *testing.T, mk MakeBroker) {
 		{"Presence", testPresence},
 		{"SendAndDisconnectUser", testUsers},
 		{"Channels", testChannels},
+		{"PushIsTheEncodedMessage", testPush},
+		{"RecoveryUnderConcurrentPublishers", testRecoveryConcurrent},
+		{"RecoveryOtherEpoch", testRecoveryEpoch},
+		{"RecoveryAfterEviction", testRecoveryEviction},
+		{"SubscribeLast", testSubscribeLast},
+		{"HistoryLimit", testHistoryLimit},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, mk) })
@@ -113,7 +132,7 @@ func subscribe(t *testing.T, b broker.Broker, channel string) history.Position {
 	t.Helper()
 	var got history.Position
 	called := false
-	if err := b.Subscribe(context.Background(), channel, func(p history.Position) { got, called = p, true }); err != nil {
+	if err := b.Subscribe(context.Background(), channel, nil, func(r history.Result) { got, called = r.Position, true }); err != nil {
 		t.Fatalf("Subscribe(%s): %v", channel, err)
 	}
 	if !called {
@@ -123,7 +142,7 @@ func subscribe(t *testing.T, b broker.Broker, channel string) history.Position {
 }
 
 func testOffsets(t *testing.T, mk MakeBroker) {
-	b := mk(t, NewRecorder())
+	b := mk(t, NewRecorder(), Options{})
 	first := publish(t, b, "a")
 	if first.Offset != 1 || first.Epoch == "" {
 		t.Fatalf("first publish = %+v, want offset 1 and an epoch", first)
@@ -144,7 +163,7 @@ func testOffsets(t *testing.T, mk MakeBroker) {
 
 func testDelivery(t *testing.T, mk MakeBroker) {
 	rec := NewRecorder()
-	b := mk(t, rec)
+	b := mk(t, rec, Options{})
 	publish(t, b, "c") // nobody subscribed: not delivered
 	if pos := subscribe(t, b, "c"); pos.Offset != 1 {
 		t.Fatalf("subscribe position = %d, want 1", pos.Offset)
@@ -170,7 +189,7 @@ func testDelivery(t *testing.T, mk MakeBroker) {
 func testSubscribeConsistency(t *testing.T, mk MakeBroker) {
 	const publishers, each = 4, 250
 	rec := NewRecorder()
-	b := mk(t, rec)
+	b := mk(t, rec, Options{})
 	var wg sync.WaitGroup
 	start := make(chan struct{})
 	for range publishers {
@@ -186,8 +205,8 @@ func testSubscribeConsistency(t *testing.T, mk MakeBroker) {
 	}
 	close(start)
 	var pos history.Position
-	if err := b.Subscribe(context.Background(), "busy", func(p history.Position) {
-		pos = p
+	if err := b.Subscribe(context.Background(), "busy", nil, func(r history.Result) {
+		pos = r.Position
 		rec.mu.Lock()
 		rec.Pubs = append(rec.Pubs, broker.Publication{Channel: "mark"})
 		rec.mu.Unlock()
@@ -219,7 +238,7 @@ func head(s []uint64) []uint64 { return s[:min(len(s), 10)] }
 
 func testPresence(t *testing.T, mk MakeBroker) {
 	rec := NewRecorder()
-	b := mk(t, rec)
+	b := mk(t, rec, Options{})
 	ctx := context.Background()
 	subscribe(t, b, "p")
 	alice := protocol.ClientInfo{Client: "c1", User: "alice"}
@@ -260,7 +279,7 @@ func testPresence(t *testing.T, mk MakeBroker) {
 func testUsers(t *testing.T, mk MakeBroker) {
 	rec := NewRecorder()
 	rec.Conns["alice"] = 2
-	b := mk(t, rec)
+	b := mk(t, rec, Options{})
 	ctx := context.Background()
 	if n, err := b.Send(ctx, "alice", []byte(`{"push":"direct"}`)); err != nil || n != 2 {
 		t.Fatalf("Send(alice) = %d, %v; want 2", n, err)
@@ -279,7 +298,7 @@ func testUsers(t *testing.T, mk MakeBroker) {
 }
 
 func testChannels(t *testing.T, mk MakeBroker) {
-	b := mk(t, NewRecorder())
+	b := mk(t, NewRecorder(), Options{})
 	subscribe(t, b, "x")
 	subscribe(t, b, "x")
 	subscribe(t, b, "y")

@@ -47,11 +47,11 @@ func (d *Delayed) Publish(ctx context.Context, channel, from string, data json.R
 }
 
 // Subscribe implements broker.Broker.
-func (d *Delayed) Subscribe(ctx context.Context, channel string, fn func(history.Position)) error {
+func (d *Delayed) Subscribe(ctx context.Context, channel string, q *history.Query, fn func(history.Result)) error {
 	if err := d.wait(ctx, "subscribe"); err != nil {
 		return err
 	}
-	return d.Broker.Subscribe(ctx, channel, fn)
+	return d.Broker.Subscribe(ctx, channel, q, fn)
 }
 
 // Unsubscribe implements broker.Broker.
@@ -116,4 +116,12 @@ func (d *Delayed) Position(ctx context.Context, channel string) (history.Positio
 		return history.Position{}, err
 	}
 	return d.Broker.Position(ctx, channel)
+}
+
+// History implements broker.Broker.
+func (d *Delayed) History(ctx context.Context, channel string, q history.Query) (history.Result, error) {
+	if err := d.wait(ctx, "history"); err != nil {
+		return history.Result{}, err
+	}
+	return d.Broker.History(ctx, channel, q)
 }
