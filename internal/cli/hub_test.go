@@ -7,6 +7,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"reflect"
 	"regexp"
 	"strings"
 	"testing"
@@ -111,7 +112,7 @@ format = "json"
 			if tc.edit != nil {
 				tc.edit(&want)
 			}
-			if r.hub.Config != want {
+			if !reflect.DeepEqual(r.hub.Config, want) {
 				t.Fatalf("config =\n%+v\nwant\n%+v", r.hub.Config, want)
 			}
 		})
@@ -245,7 +246,7 @@ func TestHubPrintConfigRoundTrip(t *testing.T) {
 			if back.code != 0 {
 				t.Fatalf("reading --print-config output: exit %d, stderr %q\n%s", back.code, back.stderr, printed.stdout)
 			}
-			if back.hub.Config != direct.hub.Config {
+			if !reflect.DeepEqual(back.hub.Config, direct.hub.Config) {
 				t.Fatalf("round trip =\n%+v\nwant\n%+v\nfile:\n%s", back.hub.Config, direct.hub.Config, printed.stdout)
 			}
 		})

@@ -2,6 +2,7 @@ package hub
 
 import (
 	"bytes"
+	"context"
 	"crypto/subtle"
 	"encoding/json"
 	"errors"
@@ -24,6 +25,7 @@ var statusOf = map[protocol.Code]int{
 	protocol.CodeTooLarge:         http.StatusRequestEntityTooLarge,
 	protocol.CodeTooManyRequests:  http.StatusTooManyRequests,
 	protocol.CodeInternal:         http.StatusInternalServerError,
+	protocol.CodeUnavailable:      http.StatusServiceUnavailable,
 }
 
 func (s *Server) routes() http.Handler {
@@ -33,7 +35,7 @@ func (s *Server) routes() http.Handler {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
-		if s.draining.Load() {
+		if s.notReady.Load() {
 			writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "draining"})
 			return
 		}
@@ -192,11 +194,28 @@ func (s *Server) apiPublish(r *http.Request) (any, *protocol.Error) {
 	if e := missingData(req.Data); e != nil {
 		return nil, e
 	}
+	if e := s.waitGates(r.Context(), req.Channel); e != nil {
+		return nil, e
+	}
 	pos, err := s.broker.Publish(r.Context(), req.Channel, "", protocol.CompactData(req.Data))
 	if err != nil {
 		return nil, s.internal("publish", err)
 	}
 	return publishResponse{pos.Offset, pos.Epoch}, nil
+}
+
+// waitGates waits, at most hub.write_timeout, until the local subscribers
+// of every channel have caught up (flow.go). It fails with unavailable,
+// having published nothing, when they have not.
+func (s *Server) waitGates(ctx context.Context, channels ...string) *protocol.Error {
+	ctx, cancel := context.WithTimeout(ctx, s.cfg.WriteTimeout)
+	defer cancel()
+	for _, name := range channels {
+		if ch := s.reg.channel(name); ch != nil && !ch.flow.waitOpen(ctx) {
+			return protocol.Errorf(protocol.CodeUnavailable, "subscribers of %q are not keeping up (waited %s); nothing was published, retry later", name, s.cfg.WriteTimeout)
+		}
+	}
+	return nil
 }
 
 type broadcastRequest struct {
@@ -223,6 +242,9 @@ func (s *Server) apiBroadcast(r *http.Request) (any, *protocol.Error) {
 		seen[ch] = true
 	}
 	if e := missingData(req.Data); e != nil {
+		return nil, e
+	}
+	if e := s.waitGates(r.Context(), req.Channels...); e != nil {
 		return nil, e
 	}
 	data := protocol.CompactData(req.Data)

@@ -10,62 +10,73 @@ import (
 	"github.com/netkit/netkit/internal/wsloop"
 )
 
-// transport is one client connection as the hub sees it: the connection
-// layer's Conn. The hub hands it encoded server objects and never waits on
-// it; the layer calls the client's OnMessage for each inbound message.
-type transport = wsloop.Conn
-
 // client is one connected WebSocket client. It is its connection's
 // wsloop.Handler.
 type client struct {
 	srv    *Server
-	conn   transport
+	conn   wsloop.Conn
 	info   protocol.ClientInfo
 	remote string
 	ctx    context.Context // ends with the connection
 	cancel context.CancelFunc
+	q      cmdQueue   // commands waiting to run (exec.go)
+	flow   clientFlow // channel gates this client holds closed (flow.go)
 
 	// Guarded by srv.reg.mu.
-	subs    map[string]int // channel -> index in registry.channels[channel]
+	subs    map[string]*channel
 	removed bool
 }
 
-// OnClose cleans up after the connection has closed: the client leaves the
-// registry and its channels.
+// OnClose implements wsloop.Handler. It cleans up after the connection
+// has closed: the client leaves the registry, its channels and their
+// presence. With a broker that may block, that runs on a goroutine of its
+// own, counted in srv.conns like the connection.
 func (c *client) OnClose() {
-	s := c.srv
 	c.cancel()
+	c.stopQueue()
+	c.releaseGates(true)
+	if c.srv.inline {
+		c.cleanup()
+		return
+	}
+	go c.cleanup()
+}
+
+func (c *client) cleanup() {
+	s := c.srv
+	defer s.conns.Done()
 	for _, ch := range s.reg.remove(c) {
 		s.unsubscribeBroker(ch, c.info)
 	}
 	level, attrs := slog.LevelDebug, []any{"client", c.info.Client, "user", c.info.User, "remote", c.remote}
-	if cl, ok := c.conn.Closed(); ok {
-		level, attrs = slog.LevelInfo, append(attrs, "code", cl.Reason, "status", cl.Status)
+	if d, ok := c.conn.Closed(); ok {
+		level, attrs = slog.LevelInfo, append(attrs, "code", d.Reason, "close_status", d.Status)
 	}
 	s.log.Log(context.Background(), level, "client disconnected", attrs...)
-	s.conns.Done()
 }
 
-// OnMessage runs every command of one inbound text message, in order; a
-// binary message gets a bad_request error.
+// errBinary is the reply to a binary message.
+var errBinary = protocol.AppendError(nil, 0, false, protocol.Errorf(protocol.CodeBadRequest, "binary frames are not supported; send text frames of JSON"))
+
+// OnMessage implements wsloop.Handler: it runs every command of one
+// inbound message, in order.
 func (c *client) OnMessage(msg []byte, binary bool) {
 	if binary {
-		c.conn.Enqueue(protocol.AppendError(nil, 0, false, protocol.Errorf(protocol.CodeBadRequest, "binary frames are not supported; send text frames of JSON")))
+		c.enqueueReply(errBinary)
 		return
 	}
-	protocol.ForEachCommand(msg, func(cmd protocol.Command, perr *protocol.Error) {
-		if perr == nil {
-			perr = c.handle(cmd)
-		}
-		if perr != nil {
-			c.conn.Enqueue(protocol.AppendError(nil, cmd.ID, cmd.HasID, perr))
-		}
-	})
+	protocol.ForEachCommand(msg, c.command)
 }
 
-// OnDrain is called when the client's queue is back under its soft limits
-// after it was congested. Flow control is not wired yet.
-func (c *client) OnDrain() {}
+// run runs one command and enqueues its reply.
+func (c *client) run(cmd protocol.Command, perr *protocol.Error) {
+	if perr == nil {
+		perr = c.handle(cmd)
+	}
+	if perr != nil {
+		c.enqueueReply(protocol.AppendError(nil, cmd.ID, cmd.HasID, perr))
+	}
+}
 
 // handle runs one command and enqueues its reply; an error is replied by
 // the caller.
@@ -78,13 +89,13 @@ func (c *client) handle(cmd protocol.Command) *protocol.Error {
 	case protocol.OpPublish:
 		pos, err := c.srv.broker.Publish(c.ctx, cmd.Channel, c.info.User, cmd.Data)
 		if err != nil {
-			return c.srv.internal("publish", err)
+			return c.fail("publish", err)
 		}
-		c.conn.Enqueue(protocol.AppendOffsetReply(nil, cmd.ID, cmd.HasID, pos.Offset))
+		c.enqueueReply(protocol.AppendOffsetReply(nil, cmd.ID, cmd.HasID, pos.Offset))
 	case protocol.OpSend:
 		n, err := c.srv.send(c.ctx, cmd.To, c.info.User, cmd.Data)
 		if err != nil {
-			return c.srv.internal("send", err)
+			return c.fail("send", err)
 		}
 		c.reply(cmd, struct {
 			Delivered int `json:"delivered"`
@@ -92,11 +103,11 @@ func (c *client) handle(cmd protocol.Command) *protocol.Error {
 	case protocol.OpPresence:
 		clients, err := c.srv.broker.Presence(c.ctx, cmd.Channel)
 		if err != nil {
-			return c.srv.internal("presence", err)
+			return c.fail("presence", err)
 		}
 		c.reply(cmd, presenceResult{Clients: clients})
 	case protocol.OpPing:
-		c.conn.Enqueue(protocol.AppendReply(nil, cmd.ID, cmd.HasID, emptyObject))
+		c.enqueueReply(protocol.AppendReply(nil, cmd.ID, cmd.HasID, emptyObject))
 	}
 	return nil
 }
@@ -114,7 +125,7 @@ type subscribeResult struct {
 }
 
 func (c *client) reply(cmd protocol.Command, v any) {
-	c.conn.Enqueue(protocol.AppendReplyValue(nil, cmd.ID, cmd.HasID, v))
+	c.enqueueReply(protocol.AppendReplyValue(nil, cmd.ID, cmd.HasID, v))
 }
 
 func (c *client) subscribe(cmd protocol.Command) *protocol.Error {
@@ -123,7 +134,7 @@ func (c *client) subscribe(cmd protocol.Command) *protocol.Error {
 	if already {
 		pos, err := c.srv.broker.Position(c.ctx, cmd.Channel)
 		if err != nil {
-			return c.srv.internal("subscribe", err)
+			return c.fail("subscribe", err)
 		}
 		c.reply(cmd, subscribeResult{cmd.Channel, pos.Offset, pos.Epoch})
 		return nil
@@ -141,7 +152,7 @@ func (c *client) subscribe(cmd protocol.Command) *protocol.Error {
 		}
 	})
 	if err != nil {
-		return c.srv.internal("subscribe", err)
+		return c.fail("subscribe", err)
 	}
 	if !added { // the connection closed meanwhile
 		c.srv.unsubscribeBroker(cmd.Channel, c.info)
@@ -157,8 +168,17 @@ func (c *client) unsubscribe(cmd protocol.Command) *protocol.Error {
 	if c.srv.reg.removeSub(c, cmd.Channel) {
 		c.srv.unsubscribeBroker(cmd.Channel, c.info)
 	}
-	c.conn.Enqueue(protocol.AppendReply(nil, cmd.ID, cmd.HasID, emptyObject))
+	c.enqueueReply(protocol.AppendReply(nil, cmd.ID, cmd.HasID, emptyObject))
 	return nil
+}
+
+// fail is internal for a command of c; a call cut short because c's
+// connection ended is not an error of the hub's and gets no reply.
+func (c *client) fail(op string, err error) *protocol.Error {
+	if c.ctx.Err() != nil {
+		return nil
+	}
+	return c.srv.internal(op, err)
 }
 
 // internal logs err and returns the error a client sees.

@@ -28,13 +28,6 @@ import (
 // benchmark can measure the hub's CPU apart from its clients'.
 const benchHubEnv = "NETKIT_BENCH_CHILD_HUB"
 
-func TestMain(m *testing.M) {
-	if os.Getenv(benchHubEnv) == "1" {
-		os.Exit(runChildHub())
-	}
-	os.Exit(m.Run())
-}
-
 // runChildHub serves a hub on 127.0.0.1:0, prints its address, and stops
 // when stdin closes. NETKIT_BENCH_CPUPROFILE=FILE writes the hub's CPU
 // profile; NETKIT_BENCH_TRANSPORT picks hub.transport.

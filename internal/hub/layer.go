@@ -18,7 +18,7 @@ var modes = map[string]string{
 }
 
 // newLayer builds the WebSocket connection layer from the hub's Config.
-func (s *Server) newLayer() error {
+func (s *Server) newLayer(pollers int) error {
 	cfg := &s.cfg
 	tooLarge := protocol.DisconnectTooLarge
 	tooLarge.Reason = fmt.Sprintf("message exceeds the maximum size of %s (hub.max_message_size)", formatSize(cfg.MaxMessageSize))
@@ -30,9 +30,11 @@ func (s *Server) newLayer() error {
 	}
 	layer, err := wsloop.New(wsloop.Config{
 		Mode:          modes[cfg.Transport],
+		Pollers:       pollers,
 		MaxMessage:    cfg.MaxMessageSize,
 		QueueMessages: cfg.QueueMessages,
 		QueueBytes:    cfg.QueueBytes,
+		TotalBytes:    cfg.MaxQueuedBytes,
 		PingInterval:  cfg.PingInterval,
 		PongTimeout:   cfg.PongTimeout,
 		WriteTimeout:  cfg.WriteTimeout,

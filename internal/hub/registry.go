@@ -2,7 +2,9 @@ package hub
 
 import (
 	"errors"
+	"slices"
 	"sync"
+	"sync/atomic"
 )
 
 var (
@@ -11,7 +13,8 @@ var (
 )
 
 // registry is the client map: it owns the node's clients, their users and
-// their channel subscriptions.
+// their channel subscriptions. Changes take mu; fan-out takes it only to
+// find a channel, then reads the channel's subscriber list without a lock.
 type registry struct {
 	maxClients int // 0 means no limit
 
@@ -19,8 +22,18 @@ type registry struct {
 	closed   bool                            // guarded by mu; no more clients
 	clients  map[*client]struct{}            // guarded by mu
 	users    map[string]map[*client]struct{} // guarded by mu
-	channels map[string][]*client            // subscribers per channel; guarded by mu
-	subCount int                             // sum of len(channels[*]); guarded by mu
+	channels map[string]*channel             // channels with local subscribers; guarded by mu
+	subCount int                             // sum of the channels' subscribers; guarded by mu
+}
+
+// channel is one channel with local subscribers.
+type channel struct {
+	name string
+	// subs is the subscriber list, never modified once stored: a change
+	// stores a new slice (under registry.mu), so a fan-out reads it
+	// without a lock and stalls no subscribe, unsubscribe or disconnect.
+	subs atomic.Pointer[[]*client]
+	flow flowGate // publishers wait here while subscribers catch up
 }
 
 func newRegistry(maxClients int) *registry {
@@ -28,7 +41,7 @@ func newRegistry(maxClients int) *registry {
 		maxClients: maxClients,
 		clients:    make(map[*client]struct{}),
 		users:      make(map[string]map[*client]struct{}),
-		channels:   make(map[string][]*client),
+		channels:   make(map[string]*channel),
 	}
 }
 
@@ -60,9 +73,9 @@ func (r *registry) remove(c *client) []string {
 		return nil
 	}
 	chans := make([]string, 0, len(c.subs))
-	for ch := range c.subs {
-		r.removeSubLocked(c, ch)
-		chans = append(chans, ch)
+	for name := range c.subs {
+		r.removeSubLocked(c, name)
+		chans = append(chans, name)
 	}
 	delete(r.clients, c)
 	if u := r.users[c.info.User]; u != nil {
@@ -75,73 +88,91 @@ func (r *registry) remove(c *client) []string {
 	return chans
 }
 
-// addSub subscribes c to channel. It reports false if c is already gone.
-func (r *registry) addSub(c *client, channel string) bool {
+// addSub subscribes c to name. It reports false if c is already gone.
+func (r *registry) addSub(c *client, name string) bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if c.removed {
 		return false
 	}
-	if _, ok := c.subs[channel]; ok {
+	if _, ok := c.subs[name]; ok {
 		return true
 	}
-	subs := r.channels[channel]
-	c.subs[channel] = len(subs)
-	r.channels[channel] = append(subs, c)
+	ch := r.channels[name]
+	var old []*client
+	if ch == nil {
+		ch = &channel{name: name}
+		r.channels[name] = ch
+	} else {
+		old = *ch.subs.Load()
+	}
+	subs := make([]*client, len(old), len(old)+1)
+	copy(subs, old)
+	subs = append(subs, c)
+	ch.subs.Store(&subs)
+	c.subs[name] = ch
 	r.subCount++
 	return true
 }
 
-// removeSub unsubscribes c from channel and reports whether it was
+// removeSub unsubscribes c from name and reports whether it was
 // subscribed.
-func (r *registry) removeSub(c *client, channel string) bool {
+func (r *registry) removeSub(c *client, name string) bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return r.removeSubLocked(c, channel)
+	return r.removeSubLocked(c, name)
 }
 
-func (r *registry) removeSubLocked(c *client, channel string) bool {
-	i, ok := c.subs[channel]
+func (r *registry) removeSubLocked(c *client, name string) bool {
+	ch, ok := c.subs[name]
 	if !ok {
 		return false
 	}
-	delete(c.subs, channel)
-	subs := r.channels[channel]
-	last := len(subs) - 1
-	if i != last {
-		moved := subs[last]
-		subs[i] = moved
-		moved.subs[channel] = i
-	}
-	subs[last] = nil
-	if last == 0 {
-		delete(r.channels, channel)
-	} else {
-		r.channels[channel] = subs[:last]
-	}
+	delete(c.subs, name)
 	r.subCount--
+	old := *ch.subs.Load()
+	if len(old) == 1 {
+		delete(r.channels, name)
+		ch.subs.Store(&[]*client{})
+		return true
+	}
+	i := slices.Index(old, c)
+	subs := make([]*client, 0, len(old)-1)
+	subs = append(append(subs, old[:i]...), old[i+1:]...)
+	ch.subs.Store(&subs)
 	return true
 }
 
-// subscribed reports whether c is subscribed to channel, and how many
+// subscribed reports whether c is subscribed to name, and how many
 // channels c is subscribed to.
-func (r *registry) subscribed(c *client, channel string) (bool, int) {
+func (r *registry) subscribed(c *client, name string) (bool, int) {
 	r.mu.RLock()
 	defer r.mu.RUnlock()
-	_, ok := c.subs[channel]
+	_, ok := c.subs[name]
 	return ok, len(c.subs)
 }
 
-// fanOut enqueues push to every subscriber of channel except skip. Enqueue
-// never blocks, so holding the read lock is cheap.
-func (r *registry) fanOut(channel string, push []byte, skip string) {
+// channel returns the local channel name, or nil when it has no local
+// subscribers.
+func (r *registry) channel(name string) *channel {
 	r.mu.RLock()
-	defer r.mu.RUnlock()
-	for _, c := range r.channels[channel] {
+	ch := r.channels[name]
+	r.mu.RUnlock()
+	return ch
+}
+
+// fanOut enqueues push to every subscriber of name except the client with
+// id skip. It holds no lock while it enqueues.
+func (r *registry) fanOut(name string, push []byte, skip string) {
+	ch := r.channel(name)
+	if ch == nil {
+		return
+	}
+	for _, c := range *ch.subs.Load() {
 		if skip != "" && c.info.Client == skip {
 			continue
 		}
-		c.conn.Enqueue(push)
+		c.deliver(push, ch)
 	}
 }
 

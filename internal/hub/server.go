@@ -35,6 +35,12 @@ const channelIdleTTL = 10 * time.Minute
 type Options struct {
 	Logger  *slog.Logger // nil discards logs
 	Version string       // reported in welcome pushes and /api/info
+	// Broker, when not nil, makes the broker that connects this node to
+	// the others; it gets the hub as its Handler. Nil means the
+	// single-node memory broker.
+	Broker func(h broker.Handler) (broker.Broker, error)
+	// Pollers is the number of event-loop goroutines; 0 means GOMAXPROCS.
+	Pollers int
 }
 
 // Server is one hub node. Create it with New and run it with Serve.
@@ -52,8 +58,17 @@ type Server struct {
 	closings map[wsloop.Reason]wsloop.Closing
 	tls      *tls.Config // nil: plain TCP
 
+	inline bool       // the broker never blocks: commands may run on the event loop
+	ns     namespaces // channel options by namespace
+
 	served   atomic.Bool
-	draining atomic.Bool // set once, under connsMu, at shutdown
+	notReady atomic.Bool   // /readyz answers 503: set when shutdown starts
+	draining atomic.Bool   // set once, under connsMu, when the listener closes
+	stop     chan struct{} // closed by the first Shutdown
+	stopOnce sync.Once
+	cut      chan struct{} // closed when Shutdown's ctx ends: drop everything
+	cutOnce  sync.Once
+	done     chan struct{} // closed when Serve has finished
 
 	connsMu sync.Mutex
 	conns   sync.WaitGroup // one count per WebSocket connection goroutine
@@ -88,8 +103,26 @@ func New(cfg Config, opts Options) (*Server, error) {
 		s.apiKey = randomHex(16)
 		log.Warn("no API key configured; generated one for this run (set hub.api_key to keep it)", "api_key", s.apiKey)
 	}
-	s.broker = broker.NewMemory(history.NewMemory(history.MemoryConfig{IdleTTL: channelIdleTTL}), s)
-	if err := s.newLayer(); err != nil {
+	s.stop = make(chan struct{})
+	s.cut = make(chan struct{})
+	s.done = make(chan struct{})
+	s.ns = newNamespaces(&s.cfg)
+	if opts.Broker != nil {
+		b, err := opts.Broker(s)
+		if err != nil {
+			return nil, fmt.Errorf("hub: broker: %w", err)
+		}
+		s.broker = b
+	} else {
+		store := history.NewMemory(history.MemoryConfig{
+			MaxBytes: cfg.HistoryMaxBytes,
+			Limits:   s.ns.limits,
+			IdleTTL:  channelIdleTTL,
+		})
+		s.broker = broker.NewMemory(store, s)
+	}
+	s.inline = s.broker.NonBlocking()
+	if err := s.newLayer(opts.Pollers); err != nil {
 		return nil, err
 	}
 	if cfg.TLSCert != "" {
@@ -113,15 +146,16 @@ func (s *Server) NodeID() string { return s.nodeID }
 // and the health probes.
 func (s *Server) Handler() http.Handler { return s.handler }
 
-// Serve accepts connections on ln until ctx ends, then shuts down: it stops
-// accepting, pushes "shutdown" to every client, closes their connections
-// and waits for them up to cfg.ShutdownGrace, after which it cuts off the
-// rest. It returns nil after a shutdown, or an error if the listener or the
-// broker failed.
+// Serve accepts connections on ln until ctx ends or Shutdown is called,
+// then shuts down as Shutdown describes, with hub.shutdown_grace as the
+// grace period when ctx ended. It returns nil after a shutdown, or an
+// error if the listener or the broker failed. A Server serves once; a
+// second call returns ErrServerClosed.
 func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	if s.served.Swap(true) {
 		return ErrServerClosed
 	}
+	defer close(s.done)
 	bctx, stopBackground := context.WithCancel(context.Background())
 	brokerDone := make(chan error, 1)
 	go func() { brokerDone <- s.broker.Run(bctx) }()
@@ -131,21 +165,30 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		ln = tls.NewListener(ln, s.tls)
 	}
 
+	timeout := s.cfg.HTTPTimeout
 	hs := &http.Server{
 		Handler:           s.handler,
-		ReadHeaderTimeout: 10 * time.Second,
+		ReadHeaderTimeout: timeout,
+		ReadTimeout:       2 * timeout, // headers and body of API requests; upgrades clear it
+		WriteTimeout:      2*timeout + s.cfg.WriteTimeout,
+		IdleTimeout:       idleTimeout,
+		MaxHeaderBytes:    maxHeaderBytes,
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
 	}
 	serveDone := make(chan error, 1)
 	go func() { serveDone <- hs.Serve(ln) }()
 
 	var serveErr error
+	graceful := true
 	select {
 	case <-ctx.Done():
+		s.stopOnce.Do(func() { close(s.stop) })
+	case <-s.stop:
 	case serveErr = <-serveDone:
 		serveErr = fmt.Errorf("hub: serve: %w", serveErr)
+		graceful = false
 	}
-	err := s.shutdown(hs)
+	err := s.shutdown(hs, graceful)
 	if serveErr == nil {
 		<-serveDone // http.ErrServerClosed after Shutdown
 	}
@@ -159,8 +202,46 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	return errors.Join(serveErr, err)
 }
 
-// shutdown stops hs and disconnects every client within the grace period.
-func (s *Server) shutdown(hs *http.Server) error {
+// HTTP limits of the hub's server.
+const (
+	idleTimeout    = 2 * time.Minute // keep-alive connections between API requests
+	maxHeaderBytes = 64 << 10        // request line and headers; larger get 431
+)
+
+// Shutdown stops the hub the way net/http's Server.Shutdown does, for
+// WebSocket clients too: /readyz answers 503 at once; after
+// hub.drain_delay the listener closes and every client gets the shutdown
+// disconnect (close 1001). Shutdown waits until Serve has finished. When
+// ctx ends first, the remaining connections are cut off and Shutdown
+// returns ctx's error. Calling it before Serve returns at once.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.stopOnce.Do(func() { close(s.stop) })
+	if !s.served.Load() {
+		return nil // a later Serve sees stop and shuts down at once
+	}
+	select {
+	case <-s.done:
+		return nil
+	case <-ctx.Done():
+		s.cutOff()
+		<-s.done
+		return ctx.Err()
+	}
+}
+
+// shutdown stops hs and disconnects every client within the grace
+// period. graceful false skips the drain delay (the listener failed).
+func (s *Server) shutdown(hs *http.Server, graceful bool) error {
+	s.notReady.Store(true)
+	if graceful && s.cfg.DrainDelay > 0 {
+		s.log.Info("draining: /readyz answers 503 until the listener closes", "drain_delay", s.cfg.DrainDelay)
+		t := time.NewTimer(s.cfg.DrainDelay)
+		select {
+		case <-t.C:
+		case <-s.cut:
+		}
+		t.Stop()
+	}
 	s.connsMu.Lock()
 	s.draining.Store(true)
 	s.connsMu.Unlock()
@@ -180,15 +261,24 @@ func (s *Server) shutdown(hs *http.Server) error {
 	case <-done:
 	case <-grace.Done():
 		s.log.Warn("grace period ended; cutting off the remaining connections", "grace", s.cfg.ShutdownGrace)
-		for _, c := range clients {
-			c.conn.Abort()
-		}
+		s.abortAll(clients, hs)
+		<-done
+	case <-s.cut:
+		s.abortAll(clients, hs)
 		<-done
 	}
-	if err := <-httpDone; err != nil {
-		return fmt.Errorf("hub: shutdown: %w", err)
-	}
+	<-httpDone // a deadline here means API requests were cut off: not a failure of the shutdown
 	return nil
+}
+
+// cutOff makes a running shutdown drop what is left at once.
+func (s *Server) cutOff() { s.cutOnce.Do(func() { close(s.cut) }) }
+
+func (s *Server) abortAll(clients []*client, hs *http.Server) {
+	hs.Close()
+	for _, c := range clients {
+		c.conn.Abort()
+	}
 }
 
 // serveWS upgrades an HTTP request and hands the connection to the
@@ -209,7 +299,7 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 		conn:   conn,
 		info:   protocol.ClientInfo{Client: randomHex(8), User: "anon-" + randomHex(4)},
 		remote: r.RemoteAddr,
-		subs:   make(map[string]int),
+		subs:   make(map[string]*channel),
 	}
 	c.ctx, c.cancel = context.WithCancel(context.Background())
 	s.startClient(c)

@@ -1,11 +1,15 @@
 package hub_test
 
 import (
+	"bytes"
+	"encoding/json"
 	"fmt"
 	"reflect"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/gorilla/websocket"
 
 	"github.com/netkit/netkit/internal/hub"
 	"github.com/netkit/netkit/internal/hubtest"
@@ -395,4 +399,52 @@ func TestEmptyFrames(t *testing.T) {
 		c.Send(frame)
 	}
 	quiet(t, c, pingCmd(1)) // no command, no reply: the pong comes first
+}
+
+// TestFramesOneObjectEach checks the default framing: a publish to a
+// channel the publisher subscribed to makes two server objects due at
+// once (the message and the reply), and each arrives in a text frame of
+// its own, so `JSON.parse(ev.data)` works. With frames=joined a client
+// may get them in one frame, separated by "\n".
+func TestFramesOneObjectEach(t *testing.T) {
+	h := hubtest.Start(t, func(c *hub.Config) { c.JoinLeave = false })
+	for _, tc := range []struct {
+		name, query string
+	}{{"default", ""}, {"joined", "?frames=joined"}} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := hubtest.DialURL(t, h.URL+tc.query)
+			var objects []map[string]any
+			for len(objects) < 4 { // welcome, subscribe reply, message, publish reply
+				if len(objects) == 1 {
+					c.Send(subscribeCmd(1, "own"))
+				}
+				if len(objects) == 2 {
+					c.Send(publishCmd(2, "own", "hi"))
+				}
+				typ, frame, err := c.Conn.ReadMessage()
+				if err != nil {
+					t.Fatalf("read: %v", err)
+				}
+				if typ != websocket.TextMessage {
+					t.Fatalf("frame type %d, want text", typ)
+				}
+				for obj := range bytes.SplitSeq(frame, []byte{'\n'}) {
+					var m map[string]any
+					if err := json.Unmarshal(obj, &m); err != nil {
+						t.Fatalf("frame %q: object %q is not JSON: %v", frame, obj, err)
+					}
+					objects = append(objects, m)
+				}
+				if tc.query == "" {
+					var one any
+					if err := json.Unmarshal(frame, &one); err != nil {
+						t.Fatalf("frame %q is not one JSON value: %v", frame, err)
+					}
+				}
+			}
+			if objects[2]["push"] != "message" || objects[3]["id"] != 2.0 {
+				t.Fatalf("objects = %v, want the message, then the publish reply", objects)
+			}
+		})
+	}
 }

@@ -6,11 +6,14 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"flag"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
+	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -23,10 +26,54 @@ import (
 // APIKey is the API key of every test hub.
 const APIKey = "test-key"
 
-// Transport, when not empty, is the hub.transport of every hub that Start
-// runs. A test that runs other tests on both connection layers sets it; it
-// is not safe to change while tests run in parallel.
-var Transport string
+// TransportEnv names the environment variable that sets the
+// hub.transport of every hub that Start runs, when not empty. RunBoth sets
+// it to run a test binary's tests again on the goroutine transport.
+const TransportEnv = "NETKIT_TEST_HUB_TRANSPORT"
+
+// RunBoth runs a package's tests (m.Run) on the default transport, then
+// runs the same test binary again, with the same flags, with every hub on
+// the goroutine transport, so each test runs on both connection layers
+// without a list to keep. Call it from TestMain and pass its result to
+// os.Exit. Fuzzing and benchmark runs run once.
+func RunBoth(m *testing.M) int {
+	code := m.Run()
+	if code != 0 || os.Getenv(TransportEnv) != "" || !runsTests() {
+		return code
+	}
+	var args []string
+	for _, a := range os.Args[1:] {
+		if !strings.HasPrefix(a, "-test.testlogfile") { // go test's cache log is the first run's
+			args = append(args, a)
+		}
+	}
+	cmd := exec.Command(os.Args[0], args...)
+	cmd.Env = append(os.Environ(), TransportEnv+"="+hub.TransportGoroutine)
+	cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
+	fmt.Println("=== hub tests again on hub.transport = goroutine")
+	if err := cmd.Run(); err != nil {
+		if ee, ok := err.(*exec.ExitError); ok {
+			return ee.ExitCode()
+		}
+		fmt.Fprintln(os.Stderr, "hubtest: rerun on the goroutine transport:", err)
+		return 1
+	}
+	return 0
+}
+
+// runsTests reports whether this run runs tests rather than only fuzzing,
+// benchmarks or a listing.
+func runsTests() bool {
+	for _, name := range []string{"test.fuzz", "test.bench", "test.list"} {
+		if f := flag.Lookup(name); f != nil && f.Value.String() != "" {
+			return false
+		}
+	}
+	if f := flag.Lookup("test.run"); f != nil && f.Value.String() == "^$" {
+		return false
+	}
+	return true
+}
 
 // Hub is a running in-process hub.
 type Hub struct {
@@ -42,17 +89,25 @@ type Hub struct {
 // 127.0.0.1:0. The hub stops at the end of the test.
 func Start(tb testing.TB, edit func(*hub.Config)) *Hub {
 	tb.Helper()
+	return StartWith(tb, edit, hub.Options{})
+}
+
+// StartWith is Start with Options (a broker, the number of pollers); the
+// logger and version are filled in.
+func StartWith(tb testing.TB, edit func(*hub.Config), opts hub.Options) *Hub {
+	tb.Helper()
 	cfg := hub.DefaultConfig()
 	cfg.Listen = "127.0.0.1:0"
 	cfg.APIKey = APIKey
 	cfg.NodeID = "test-node"
-	if Transport != "" {
-		cfg.Transport = Transport
+	if t := os.Getenv(TransportEnv); t != "" {
+		cfg.Transport = t
 	}
 	if edit != nil {
 		edit(&cfg)
 	}
-	srv, err := hub.New(cfg, hub.Options{Logger: testLogger(tb), Version: "test"})
+	opts.Logger, opts.Version = testLogger(tb), "test"
+	srv, err := hub.New(cfg, opts)
 	if err != nil {
 		tb.Fatalf("hub.New: %v", err)
 	}
@@ -160,6 +215,7 @@ type Client struct {
 	tb      testing.TB
 	Conn    *websocket.Conn
 	Welcome map[string]any
+	joined  bool     // dialed with frames=joined: a frame may hold several objects
 	pending [][]byte // objects of the last frame not yet returned
 }
 
@@ -189,7 +245,7 @@ func DialWith(tb testing.TB, d *websocket.Dialer, url string) *Client {
 		tb.Fatalf("dial %s: %v", url, err)
 	}
 	tb.Cleanup(func() { ws.Close() })
-	return &Client{tb: tb, Conn: ws}
+	return &Client{tb: tb, Conn: ws, joined: strings.Contains(url, "frames=joined")}
 }
 
 // User returns the client's user id from its welcome push.
@@ -219,6 +275,8 @@ func (c *Client) Send(v any) {
 }
 
 // ReadRaw returns the next server object as raw JSON, waiting up to 10s.
+// A frame must hold exactly one object unless the client dialed with
+// frames=joined.
 func (c *Client) ReadRaw() ([]byte, error) {
 	for len(c.pending) == 0 {
 		c.Conn.SetReadDeadline(time.Now().Add(10 * time.Second))
@@ -229,9 +287,11 @@ func (c *Client) ReadRaw() ([]byte, error) {
 		if typ != websocket.TextMessage {
 			return nil, fmt.Errorf("got a frame of type %d, want text", typ)
 		}
-		for _, obj := range bytes.Split(frame, []byte{'\n'}) {
-			c.pending = append(c.pending, obj)
+		objs := bytes.Split(frame, []byte{'\n'})
+		if len(objs) > 1 && !c.joined {
+			return nil, fmt.Errorf("a frame holds %d objects joined by newlines, want one object per frame: %.200q", len(objs), frame)
 		}
+		c.pending = append(c.pending, objs...)
 	}
 	obj := c.pending[0]
 	c.pending = c.pending[1:]

@@ -16,6 +16,7 @@ const (
 	CodeTooLarge         Code = "too_large"
 	CodeTooManyRequests  Code = "too_many_requests"
 	CodeInternal         Code = "internal"
+	CodeUnavailable      Code = "unavailable"        // the hub cannot take it now; retry later
 	CodeUnauthorized     Code = "unauthorized"       // HTTP API only
 	CodeMethodNotAllowed Code = "method_not_allowed" // HTTP API only
 )
