@@ -134,8 +134,8 @@ func (m *Memory) Append(_ context.Context, channel, from string, data json.RawMe
 	push := bytes.Clone(protocol.AppendMessage(scratch[:0], ch.name, ch.pos.Offset, from, data))
 	if ch.lim.Size > 0 {
 		m.expireLocked(ch, now)
-		for ch.msgs.len() >= ch.lim.Size {
-			m.dropOldestLocked(ch, false)
+		for ch.msgs.len() >= ch.lim.Size { // no shrink: the ring is refilled at once
+			m.popMessageLocked(ch, false)
 		}
 		m.holdLocked(ch, message{push: push, at: now})
 	}
@@ -287,21 +287,27 @@ func (m *Memory) holdLocked(ch *channel, msg message) {
 	ch.q.add(m, ref{ch: ch, offset: ch.pos.Offset})
 }
 
-// dropOldestLocked removes ch's oldest message. viaQueue says the caller
-// popped its queue entry; otherwise that entry is now stale.
+// dropOldestLocked removes ch's oldest message and frees what its ring no
+// longer needs. viaQueue says the caller popped its queue entry; otherwise
+// that entry is now stale.
 func (m *Memory) dropOldestLocked(ch *channel, viaQueue bool) {
-	msg := ch.msgs.pop()
-	m.messages--
-	m.bytes -= int64(cap(msg.push))
-	if !viaQueue {
-		ch.q.stale++
-	}
+	m.popMessageLocked(ch, viaQueue)
 	switch n, c := ch.msgs.len(), ch.msgs.cap(); {
 	case n == 0:
 		m.resizeLocked(ch, 0)
 		m.idleLocked(ch)
 	case c > 8 && n < c/4:
 		m.resizeLocked(ch, c/2)
+	}
+}
+
+// popMessageLocked removes ch's oldest message; see dropOldestLocked.
+func (m *Memory) popMessageLocked(ch *channel, viaQueue bool) {
+	msg := ch.msgs.pop()
+	m.messages--
+	m.bytes -= int64(cap(msg.push))
+	if !viaQueue {
+		ch.q.stale++
 	}
 }
 
