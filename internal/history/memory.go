@@ -29,8 +29,11 @@ type MemoryConfig struct {
 	// state, whichever is older. 0 means DefaultMaxBytes.
 	MaxBytes int64
 	// Limits returns a channel's limits (the hub resolves them from the
-	// channel's namespace). It is called once per channel state. Nil
-	// gives every channel DefaultLimits.
+	// channel's namespace). It is called once per channel state, with the
+	// store's lock held: it must be quick and must not call the store.
+	// The store keeps one eviction queue per distinct TTL, so it should
+	// return few distinct TTLs (one per namespace). Nil gives every
+	// channel DefaultLimits.
 	Limits func(channel string) Limits
 	// IdleTTL is how long a channel that holds no message and has no
 	// subscriber (no pin) keeps its sequence; after it the channel starts
