@@ -29,8 +29,11 @@ type MemoryConfig struct {
 	// state, whichever is older. 0 means DefaultMaxBytes.
 	MaxBytes int64
 	// Limits returns a channel's limits (the hub resolves them from the
-	// channel's namespace). It is called once per channel state. Nil
-	// gives every channel DefaultLimits.
+	// channel's namespace). It is called once per channel state, with the
+	// store's lock held: it must be quick and must not call the store.
+	// The store keeps one eviction queue per distinct TTL, so it should
+	// return few distinct TTLs (one per namespace). Nil gives every
+	// channel DefaultLimits.
 	Limits func(channel string) Limits
 	// IdleTTL is how long a channel that holds no message and has no
 	// subscriber (no pin) keeps its sequence; after it the channel starts
@@ -134,8 +137,8 @@ func (m *Memory) Append(_ context.Context, channel, from string, data json.RawMe
 	push := bytes.Clone(protocol.AppendMessage(scratch[:0], ch.name, ch.pos.Offset, from, data))
 	if ch.lim.Size > 0 {
 		m.expireLocked(ch, now)
-		for ch.msgs.len() >= ch.lim.Size {
-			m.dropOldestLocked(ch, false)
+		for ch.msgs.len() >= ch.lim.Size { // no shrink: the ring is refilled at once
+			m.popMessageLocked(ch, false)
 		}
 		m.holdLocked(ch, message{push: push, at: now})
 	}
@@ -287,21 +290,27 @@ func (m *Memory) holdLocked(ch *channel, msg message) {
 	ch.q.add(m, ref{ch: ch, offset: ch.pos.Offset})
 }
 
-// dropOldestLocked removes ch's oldest message. viaQueue says the caller
-// popped its queue entry; otherwise that entry is now stale.
+// dropOldestLocked removes ch's oldest message and frees what its ring no
+// longer needs. viaQueue says the caller popped its queue entry; otherwise
+// that entry is now stale.
 func (m *Memory) dropOldestLocked(ch *channel, viaQueue bool) {
-	msg := ch.msgs.pop()
-	m.messages--
-	m.bytes -= int64(cap(msg.push))
-	if !viaQueue {
-		ch.q.stale++
-	}
+	m.popMessageLocked(ch, viaQueue)
 	switch n, c := ch.msgs.len(), ch.msgs.cap(); {
 	case n == 0:
 		m.resizeLocked(ch, 0)
 		m.idleLocked(ch)
 	case c > 8 && n < c/4:
 		m.resizeLocked(ch, c/2)
+	}
+}
+
+// popMessageLocked removes ch's oldest message; see dropOldestLocked.
+func (m *Memory) popMessageLocked(ch *channel, viaQueue bool) {
+	msg := ch.msgs.pop()
+	m.messages--
+	m.bytes -= int64(cap(msg.push))
+	if !viaQueue {
+		ch.q.stale++
 	}
 }
 
