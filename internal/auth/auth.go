@@ -57,8 +57,9 @@ type Claims struct {
 	// (claim absent or null) allows every channel; an empty, non-nil slice
 	// (the claim is []) allows none.
 	Channels []string
-	// Expires is the token's "exp"; the zero time if it has none. The hub
-	// treats the token as valid until Expires plus Leeway (see Deadline).
+	// Expires is the token's "exp", in UTC; the zero time if it has none.
+	// The hub treats the token as valid until Expires plus Leeway (see
+	// Deadline).
 	Expires time.Time
 }
 
@@ -72,8 +73,10 @@ func (c Claims) Deadline() time.Time {
 	return c.Expires.Add(Leeway)
 }
 
-// check validates the claims Sign writes and Verify returns.
-func (c Claims) check() error {
+// Validate returns an error if c cannot be a token's claims: User must be
+// 1 to protocol.MaxUserLen bytes, Channels at most MaxChannelPatterns
+// patterns that pass CheckPattern. Sign and Verify call it.
+func (c Claims) Validate() error {
 	if e := protocol.CheckUser(c.User); e != nil {
 		return fmt.Errorf("sub: %s", e.Message)
 	}
@@ -137,6 +140,8 @@ func NewVerifier(cfg VerifierConfig) (*Verifier, error) {
 	}
 	v.parser = jwt.NewParser(
 		jwt.WithValidMethods([]string{v.alg}),
+		// Canonical base64 only, so one token has one spelling.
+		jwt.WithStrictDecoding(),
 		// Verify checks exp and nbf against its now argument.
 		jwt.WithoutClaimsValidation(),
 	)
@@ -191,7 +196,7 @@ func (v *Verifier) Verify(token string, now time.Time) (Claims, error) {
 		}
 	}
 	if wc.ExpiresAt != nil {
-		c.Expires = wc.ExpiresAt.Time
+		c.Expires = wc.ExpiresAt.UTC()
 		if now.After(c.Deadline()) {
 			return Claims{}, fmt.Errorf("%w at %s", ErrExpired, c.Expires.UTC().Format(time.RFC3339))
 		}
@@ -199,7 +204,7 @@ func (v *Verifier) Verify(token string, now time.Time) (Claims, error) {
 	if wc.NotBefore != nil && now.Add(Leeway).Before(wc.NotBefore.Time) {
 		return Claims{}, fmt.Errorf("%w: not valid before %s", ErrInvalid, wc.NotBefore.UTC().Format(time.RFC3339))
 	}
-	if err := c.check(); err != nil {
+	if err := c.Validate(); err != nil {
 		return Claims{}, fmt.Errorf("%w: %w", ErrInvalid, err)
 	}
 	return c, nil
@@ -221,7 +226,7 @@ func Sign(secret []byte, c Claims, ttl time.Duration) (string, error) {
 	if ttl < 0 {
 		return "", fmt.Errorf("auth: sign: ttl %v, want 0 (use Expires) or more", ttl)
 	}
-	if err := c.check(); err != nil {
+	if err := c.Validate(); err != nil {
 		return "", fmt.Errorf("auth: sign: %w", err)
 	}
 	now := time.Now()

@@ -51,7 +51,7 @@ func NewOriginChecker(allowed []string) (*OriginChecker, error) {
 			errs = append(errs, fmt.Errorf("auth: hub.allowed_origins: %q: %w", truncate(p), err))
 			continue
 		}
-		c.patterns = append(c.patterns, strings.ToLower(p))
+		c.patterns = append(c.patterns, lowerASCII(p))
 	}
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
@@ -63,7 +63,7 @@ func checkOriginPattern(p string) error {
 	if p == "*" || p == "null" {
 		return nil
 	}
-	scheme, rest, ok := strings.Cut(strings.ToLower(p), "://")
+	scheme, rest, ok := strings.Cut(lowerASCII(p), "://")
 	if !ok || (scheme != "http" && scheme != "https") {
 		return errors.New(`want "http://HOST[:PORT]" or "https://HOST[:PORT]", with * as wildcard`)
 	}
@@ -119,11 +119,17 @@ func ParseOrigin(s string) (string, error) {
 	if len(s) > 2048 {
 		return "", fmt.Errorf("malformed Origin: %d bytes", len(s))
 	}
+	// Browsers send hosts in ASCII (punycode).
+	for i := 0; i < len(s); i++ {
+		if s[i] <= ' ' || s[i] >= 0x7f {
+			return "", errors.New("malformed Origin: want printable ASCII")
+		}
+	}
 	u, err := url.Parse(s)
 	if err != nil {
 		return "", errors.New("malformed Origin")
 	}
-	scheme := strings.ToLower(u.Scheme)
+	scheme := lowerASCII(u.Scheme)
 	switch {
 	case scheme != "http" && scheme != "https":
 		return "", errors.New("malformed Origin: want scheme http or https")
@@ -147,7 +153,7 @@ func ownOrigin(r *http.Request) string {
 // hostPort returns host (a URL's host[:port]) in lower case without the
 // scheme's default port.
 func hostPort(scheme, host string) string {
-	u := url.URL{Host: strings.ToLower(host)}
+	u := url.URL{Host: lowerASCII(host)}
 	h, port := u.Hostname(), u.Port()
 	if strings.Contains(h, ":") {
 		h = "[" + h + "]"
@@ -156,4 +162,16 @@ func hostPort(scheme, host string) string {
 		return h
 	}
 	return h + ":" + port
+}
+
+// lowerASCII returns s with A-Z in lower case and every other byte as it
+// is (unlike strings.ToLower, which rewrites invalid UTF-8).
+func lowerASCII(s string) string {
+	b := []byte(s)
+	for i, c := range b {
+		if 'A' <= c && c <= 'Z' {
+			b[i] = c + 'a' - 'A'
+		}
+	}
+	return string(b)
 }
