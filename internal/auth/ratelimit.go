@@ -41,18 +41,23 @@ type RateConfig struct {
 	LimitLoopback bool
 }
 
-// DefaultRateConfig returns generous limits: 1,000 commands per second per
-// connection with bursts of 2,000, a policy disconnect after 1,000 refusals
-// within 10s, and 50 connections per second per address with bursts of
-// 200, tracking at most 10,000 addresses (about 2 MB).
+// DefaultRateConfig returns generous limits, far above what people do:
+//   - 10,000 commands per second per connection, in bursts of up to 10,000
+//     (a client resubscribing to max_subscriptions channels at once fits);
+//   - a policy disconnect after 1,000 refusals within 10s, that is, once a
+//     client is refused more than 100 times a second for 10s;
+//   - 100 new connections per second per address (IPv6: per /64) in bursts
+//     of up to 1,000 (an office behind one NAT reconnecting after a hub
+//     restart), loopback exempt;
+//   - at most 10,000 addresses tracked, about 1.3 MB.
 func DefaultRateConfig() RateConfig {
 	return RateConfig{
-		CommandRate:   1000,
-		CommandBurst:  2000,
+		CommandRate:   10000,
+		CommandBurst:  10000,
 		AbuseRefusals: 1000,
 		AbuseWindow:   10 * time.Second,
-		ConnectRate:   50,
-		ConnectBurst:  200,
+		ConnectRate:   100,
+		ConnectBurst:  1000,
 		MaxAddresses:  10000,
 	}
 }
