@@ -5,6 +5,8 @@ import (
 	"net/http/httptest"
 	"net/netip"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -204,5 +206,34 @@ func TestRemoteAddr(t *testing.T) {
 		if got := RemoteAddr(r); got != tc.want {
 			t.Errorf("RemoteAddr(%q) = %v, want %v", tc.remote, got, tc.want)
 		}
+	}
+}
+
+// TestConnLimiterConcurrent runs Allow from several goroutines (for -race)
+// and checks the cap holds and one address gets at least its burst.
+func TestConnLimiterConcurrent(t *testing.T) {
+	l := NewConnLimiter(RateConfig{ConnectRate: 1, ConnectBurst: 100, MaxAddresses: 50})
+	hot := netip.MustParseAddr("192.0.2.1")
+	var allowed atomic.Int64
+	var wg sync.WaitGroup
+	for g := range 4 {
+		wg.Go(func() {
+			for i := range 1000 {
+				if l.Allow(hot, t0) {
+					allowed.Add(1)
+				}
+				// Other addresses churn the table around the hot one.
+				l.Allow(netip.AddrFrom4([4]byte{10, byte(g), byte(i >> 8), byte(i)}), t0)
+			}
+		})
+	}
+	wg.Wait()
+	if n := l.Len(); n > 50 {
+		t.Fatalf("table holds %d, want at most 50", n)
+	}
+	// The hot address may have been dropped to make room and started again
+	// with a full burst, so it gets at least its burst.
+	if n := allowed.Load(); n < 100 {
+		t.Fatalf("hot address allowed %d times, want at least its burst of 100", n)
 	}
 }
