@@ -18,8 +18,8 @@ type RateConfig struct {
 	// CommandRate is the commands per second one connection may send,
 	// sustained; 0 means no limit.
 	CommandRate int
-	// CommandBurst is how many commands a connection may send at once
-	// above CommandRate.
+	// CommandBurst is the most commands a connection may send at once
+	// (the size of its bucket, which refills at CommandRate).
 	CommandBurst int
 	// AbuseRefusals is how many refused commands, at most, a connection
 	// may collect within AbuseWindow before the hub disconnects it with
@@ -30,8 +30,8 @@ type RateConfig struct {
 	// ConnectRate is the new connections per second one client address may
 	// open, sustained; 0 means no limit. IPv6 addresses count by /64.
 	ConnectRate int
-	// ConnectBurst is how many connections an address may open at once
-	// above ConnectRate.
+	// ConnectBurst is the most connections an address may open at once
+	// (the size of its bucket, which refills at ConnectRate).
 	ConnectBurst int
 	// MaxAddresses bounds the addresses the connection limit tracks.
 	MaxAddresses int
