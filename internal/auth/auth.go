@@ -185,7 +185,10 @@ func (v *Verifier) Verify(token string, now time.Time) (Claims, error) {
 		return Claims{}, fmt.Errorf("%w: %d bytes, want at most %d", ErrInvalid, len(token), MaxTokenLen)
 	}
 	var wc wireClaims
-	if _, err := v.parser.ParseWithClaims(token, &wc, v.keyFunc); err != nil {
+	if t, err := v.parser.ParseWithClaims(token, &wc, v.keyFunc); err != nil {
+		if alg := headerAlg(t); alg != "" && alg != v.alg {
+			return Claims{}, fmt.Errorf("%w: algorithm %q, want %s", ErrInvalid, truncate(alg), v.alg)
+		}
 		return Claims{}, fmt.Errorf("%w: %w", ErrInvalid, err)
 	}
 	c := Claims{User: wc.Subject}
@@ -208,6 +211,16 @@ func (v *Verifier) Verify(token string, now time.Time) (Claims, error) {
 		return Claims{}, fmt.Errorf("%w: %w", ErrInvalid, err)
 	}
 	return c, nil
+}
+
+// headerAlg returns the "alg" of a token the parser refused, or "" if it
+// got no header that far.
+func headerAlg(t *jwt.Token) string {
+	if t == nil {
+		return ""
+	}
+	alg, _ := t.Header["alg"].(string)
+	return alg
 }
 
 // keyFunc hands the parser the configured key; WithValidMethods has

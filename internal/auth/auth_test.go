@@ -417,3 +417,29 @@ func BenchmarkAllows(b *testing.B) {
 	}
 	done()
 }
+
+// TestVerifyMessages checks the errors a client reads in the 401 body.
+func TestVerifyMessages(t *testing.T) {
+	v := newVerifier(t, VerifierConfig{Secret: testSecret})
+	none, err := jwt.NewWithClaims(jwt.SigningMethodNone, jwt.MapClaims{"sub": "a"}).SignedString(jwt.UnsafeAllowNoneSignatureType)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name, token, want string
+	}{
+		{"missing", "", "auth: missing token"},
+		{"wrong algorithm", sign(t, jwt.SigningMethodHS512, []byte(testSecret), jwt.MapClaims{"sub": "a"}), `auth: invalid token: algorithm "HS512", want HS256`},
+		{"none", none, `auth: invalid token: algorithm "none", want HS256`},
+		{"bad signature", sign(t, jwt.SigningMethodHS256, []byte("x"), jwt.MapClaims{"sub": "a"}), "auth: invalid token: token signature is invalid: signature is invalid"},
+		{"expired", sign(t, jwt.SigningMethodHS256, []byte(testSecret), jwt.MapClaims{"sub": "a", "exp": t0.Add(-time.Hour).Unix()}), "auth: token expired at 2026-01-02T02:04:05Z"},
+		{"no sub", sign(t, jwt.SigningMethodHS256, []byte(testSecret), jwt.MapClaims{}), "auth: invalid token: sub: missing user id"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if _, err := v.Verify(tc.token, t0); err == nil || err.Error() != tc.want {
+				t.Fatalf("Verify: %v, want %q", err, tc.want)
+			}
+		})
+	}
+}
