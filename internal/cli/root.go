@@ -102,6 +102,7 @@ Exit status: 0 on success, 1 when a command fails (bad settings included),
 		newUDPCmd(env, nil),
 		newTCPCmd(env, nil),
 		newStatesCmd(env, nil),
+		newTokenCmd(env),
 		newVersionCmd(),
 	)
 	return root
