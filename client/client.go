@@ -53,8 +53,8 @@ type Client struct {
 
 	cancel context.CancelFunc // ends run; called by Close
 	stop   <-chan struct{}    // closed by Close
-	done     chan struct{} // closed when run has returned and every goroutine ended
-	subWG    sync.WaitGroup
+	done   chan struct{}      // closed when run has returned and every goroutine ended
+	subWG  sync.WaitGroup
 }
 
 // Dial connects to the hub at rawURL (ws://HOST:PORT/ws or wss://...;
