@@ -81,6 +81,7 @@ func Dial(ctx context.Context, rawURL string, opts ...Option) (*Client, error) {
 	if c.log == nil {
 		c.log = slog.New(slog.DiscardHandler)
 	}
+	c.log = c.log.With("url", u)
 	c.token = c.opts.token
 	cn, err := dialConn(ctx, &c.opts, c.url, c.token)
 	if err != nil {
@@ -104,7 +105,7 @@ func checkURL(raw string) (string, error) {
 		}
 	}
 	if err != nil || (u.Scheme != "ws" && u.Scheme != "wss") || u.Host == "" {
-		return "", fmt.Errorf("netkit: bad URL %q: want ws://HOST:PORT/PATH or wss://HOST:PORT/PATH", raw)
+		return "", fmt.Errorf("client: bad URL %q: want ws://HOST:PORT/PATH or wss://HOST:PORT/PATH", raw)
 	}
 	return u.String(), nil
 }
@@ -222,15 +223,15 @@ func (c *Client) do(ctx context.Context, cmd protocol.ClientCommand) (protocol.S
 func (c *Client) Publish(ctx context.Context, channel string, data any) (uint64, error) {
 	raw, err := marshalData(data)
 	if err != nil {
-		return 0, fmt.Errorf("netkit: publish to %s: %w", channel, err)
+		return 0, fmt.Errorf("client: publish to %s: %w", channel, err)
 	}
 	o, err := c.do(ctx, protocol.ClientCommand{Op: protocol.OpPublish, Channel: channel, Data: raw})
 	if err != nil {
-		return 0, fmt.Errorf("netkit: publish to %s: %w", channel, err)
+		return 0, fmt.Errorf("client: publish to %s: %w", channel, err)
 	}
 	var r protocol.PublishResult
 	if err := json.Unmarshal(o.Result, &r); err != nil {
-		return 0, fmt.Errorf("netkit: publish to %s: bad reply: %w", channel, err)
+		return 0, fmt.Errorf("client: publish to %s: bad reply: %w", channel, err)
 	}
 	return r.Offset, nil
 }
@@ -240,15 +241,15 @@ func (c *Client) Publish(ctx context.Context, channel string, data any) (uint64,
 func (c *Client) Send(ctx context.Context, user string, data any) (int, error) {
 	raw, err := marshalData(data)
 	if err != nil {
-		return 0, fmt.Errorf("netkit: send to %s: %w", user, err)
+		return 0, fmt.Errorf("client: send to %s: %w", user, err)
 	}
 	o, err := c.do(ctx, protocol.ClientCommand{Op: protocol.OpSend, To: user, Data: raw})
 	if err != nil {
-		return 0, fmt.Errorf("netkit: send to %s: %w", user, err)
+		return 0, fmt.Errorf("client: send to %s: %w", user, err)
 	}
 	var r protocol.SendResult
 	if err := json.Unmarshal(o.Result, &r); err != nil {
-		return 0, fmt.Errorf("netkit: send to %s: bad reply: %w", user, err)
+		return 0, fmt.Errorf("client: send to %s: bad reply: %w", user, err)
 	}
 	return r.Delivered, nil
 }
@@ -264,11 +265,11 @@ type ClientInfo struct {
 func (c *Client) Presence(ctx context.Context, channel string) ([]ClientInfo, error) {
 	o, err := c.do(ctx, protocol.ClientCommand{Op: protocol.OpPresence, Channel: channel})
 	if err != nil {
-		return nil, fmt.Errorf("netkit: presence of %s: %w", channel, err)
+		return nil, fmt.Errorf("client: presence of %s: %w", channel, err)
 	}
 	var r protocol.PresenceResult
 	if err := json.Unmarshal(o.Result, &r); err != nil {
-		return nil, fmt.Errorf("netkit: presence of %s: bad reply: %w", channel, err)
+		return nil, fmt.Errorf("client: presence of %s: bad reply: %w", channel, err)
 	}
 	out := make([]ClientInfo, len(r.Clients))
 	for i, ci := range r.Clients {
@@ -306,17 +307,17 @@ func (c *Client) History(ctx context.Context, channel string, ho HistoryOptions)
 	}
 	o, err := c.do(ctx, cmd)
 	if err != nil {
-		return HistoryResult{}, fmt.Errorf("netkit: history of %s: %w", channel, err)
+		return HistoryResult{}, fmt.Errorf("client: history of %s: %w", channel, err)
 	}
 	var r protocol.HistoryResult
 	if err := json.Unmarshal(o.Result, &r); err != nil {
-		return HistoryResult{}, fmt.Errorf("netkit: history of %s: bad reply: %w", channel, err)
+		return HistoryResult{}, fmt.Errorf("client: history of %s: bad reply: %w", channel, err)
 	}
 	res := HistoryResult{Position: Position{Offset: r.Offset, Epoch: r.Epoch}}
 	for _, raw := range r.Messages {
 		m, err := protocol.DecodeServerObject(raw)
 		if err != nil {
-			return HistoryResult{}, fmt.Errorf("netkit: history of %s: %w", channel, err)
+			return HistoryResult{}, fmt.Errorf("client: history of %s: %w", channel, err)
 		}
 		res.Messages = append(res.Messages, Message{Channel: channel, Offset: m.Offset, Epoch: r.Epoch, From: m.From, Data: m.Data})
 	}
@@ -333,7 +334,7 @@ const (
 // Ping makes a round trip to the hub.
 func (c *Client) Ping(ctx context.Context) error {
 	if _, err := c.do(ctx, protocol.ClientCommand{Op: protocol.OpPing}); err != nil {
-		return fmt.Errorf("netkit: ping: %w", err)
+		return fmt.Errorf("client: ping: %w", err)
 	}
 	return nil
 }
@@ -343,7 +344,7 @@ func (c *Client) Ping(ctx context.Context) error {
 // name the same user.
 func (c *Client) Refresh(ctx context.Context, token string) error {
 	if _, err := c.do(ctx, protocol.ClientCommand{Op: opRefresh, Token: token}); err != nil {
-		return fmt.Errorf("netkit: refresh: %w", err)
+		return fmt.Errorf("client: refresh: %w", err)
 	}
 	c.mu.Lock()
 	c.token = token
@@ -388,7 +389,7 @@ func (c *Client) handlePush(cn *conn, o protocol.ServerObject) {
 			c.opts.onDirect(Direct{From: o.From, Data: o.Data})
 		}
 	case protocol.PushDisconnect:
-		c.log.Info("netkit: hub disconnects", "code", o.Code, "reason", o.Reason)
+		c.log.Info("hub disconnects", "code", o.Code, "reason", o.Reason)
 	}
 }
 

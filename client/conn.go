@@ -63,9 +63,9 @@ func dialConn(ctx context.Context, o *options, url, token string) (*conn, error)
 	ws, resp, err := d.DialContext(ctx, url, h)
 	if err != nil {
 		if resp != nil {
-			return nil, fmt.Errorf("netkit: connect to %s: %w", url, handshakeError(resp))
+			return nil, fmt.Errorf("client: connect to %s: %w", url, handshakeError(resp))
 		}
-		return nil, fmt.Errorf("netkit: connect to %s: %w", url, err)
+		return nil, fmt.Errorf("client: connect to %s: %w", url, err)
 	}
 	ws.SetReadLimit(protocol.MaxServerObject)
 	cn := &conn{
@@ -93,7 +93,7 @@ func dialConn(ctx context.Context, o *options, url, token string) (*conn, error)
 	}
 	if err != nil {
 		ws.Close()
-		return nil, fmt.Errorf("netkit: connect to %s: reading the welcome: %w", url, err)
+		return nil, fmt.Errorf("client: connect to %s: reading the welcome: %w", url, err)
 	}
 	return cn, nil
 }
@@ -174,7 +174,7 @@ func (cn *conn) writeLoop() {
 		case b := <-cn.out:
 			cn.ws.SetWriteDeadline(time.Now().Add(10 * time.Second))
 			if err := cn.ws.WriteMessage(websocket.TextMessage, b); err != nil {
-				cn.fail(fmt.Errorf("netkit: write: %w", err))
+				cn.fail(fmt.Errorf("client: write: %w", err))
 				return
 			}
 		case <-cn.stop:
@@ -222,7 +222,7 @@ func (cn *conn) readLoop(timeout time.Duration, handle func(protocol.ServerObjec
 				}
 				cn.mu.Unlock()
 			}
-			return fmt.Errorf("netkit: read: %w", err)
+			return fmt.Errorf("client: read: %w", err)
 		}
 		extend()
 		if typ != websocket.TextMessage {
@@ -238,7 +238,7 @@ func (cn *conn) readLoop(timeout time.Duration, handle func(protocol.ServerObjec
 			cn.dispatch(o, handle)
 		})
 		if bad != nil {
-			return fmt.Errorf("netkit: %w", bad)
+			return fmt.Errorf("client: %w", bad)
 		}
 	}
 }
@@ -314,7 +314,7 @@ func (cn *conn) do(ctx context.Context, id int64, cmd protocol.ClientCommand, on
 
 // errNotSent is a command that never reached a connection, which had
 // ended; the client retries it on the next one.
-var errNotSent = errors.New("netkit: connection ended before the command was sent")
+var errNotSent = errors.New("client: connection ended before the command was sent")
 
 func replyError(o protocol.ServerObject) error {
 	if o.Error != nil {

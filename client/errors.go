@@ -15,7 +15,7 @@ type Error struct {
 }
 
 // Error implements the error interface.
-func (e *Error) Error() string { return "netkit: " + e.Code + ": " + e.Message }
+func (e *Error) Error() string { return e.Code + ": " + e.Message }
 
 // Codes of the hub's errors that callers commonly branch on.
 const (
@@ -41,21 +41,21 @@ type DisconnectError struct {
 // Error implements the error interface.
 func (e *DisconnectError) Error() string {
 	if e.Code == "" {
-		return fmt.Sprintf("netkit: connection closed (status %d)", e.CloseStatus)
+		return fmt.Sprintf("connection closed by the hub (status %d)", e.CloseStatus)
 	}
-	return fmt.Sprintf("netkit: disconnected by the hub: %s: %s", e.Code, e.Reason)
+	return fmt.Sprintf("disconnected by the hub: %s: %s", e.Code, e.Reason)
 }
 
 // Sentinel errors.
 var (
 	// ErrClosed is returned by calls on a client after Close.
-	ErrClosed = errors.New("netkit: client closed")
+	ErrClosed = errors.New("client: client closed")
 	// ErrConnectionLost is returned by a call whose connection dropped
 	// before its reply came: the hub may or may not have carried it out.
-	ErrConnectionLost = errors.New("netkit: connection lost before the reply")
+	ErrConnectionLost = errors.New("client: connection lost before the reply")
 	// ErrGaveUp is the cause of a client stopping after its reconnect
 	// policy's GiveUpAfter passed without a connection.
-	ErrGaveUp = errors.New("netkit: gave up reconnecting")
+	ErrGaveUp = errors.New("client: gave up reconnecting")
 )
 
 // isFinal reports whether reconnecting after d is pointless: the hub

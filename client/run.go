@@ -30,7 +30,7 @@ func (c *Client) run(ctx context.Context, cn *conn) {
 		if errors.As(cause, &de) && isFinal(de) {
 			de.Final = true
 		}
-		c.log.Info("netkit: connection lost", "err", cause)
+		c.log.Info("connection lost", "err", cause)
 		if c.opts.onDisconnect != nil {
 			c.opts.onDisconnect(cause)
 		}
@@ -91,7 +91,7 @@ func (c *Client) renew(ctx context.Context, cn *conn) {
 	defer cancel()
 	_, err = cn.do(ctx, c.ids.Add(1), protocol.ClientCommand{Op: opRefresh, Token: tok}, nil)
 	if err != nil {
-		c.log.Warn("netkit: token refresh refused", "err", err)
+		c.log.Warn("token refresh refused", "err", err)
 	}
 }
 
@@ -101,7 +101,7 @@ func (c *Client) freshToken(ctx context.Context) (string, error) {
 	defer cancel()
 	tok, err := c.opts.refresh(ctx)
 	if err != nil {
-		c.log.Warn("netkit: token refresh failed", "err", err)
+		c.log.Warn("token refresh failed", "err", err)
 		return "", err
 	}
 	c.mu.Lock()
@@ -154,7 +154,7 @@ func (c *Client) reconnect(ctx context.Context, cause error) *conn {
 			c.finish(err) // a refused token stays refused
 			return nil
 		case err != nil:
-			c.log.Debug("netkit: reconnect failed", "attempt", attempt+1, "err", err)
+			c.log.Debug("reconnect failed", "attempt", attempt+1, "err", err)
 			cause = err
 			continue
 		}
@@ -162,12 +162,12 @@ func (c *Client) reconnect(ctx context.Context, cause error) *conn {
 		if err := c.resubscribe(ctx, cn); err != nil {
 			cn.close()
 			cn.wait()
-			c.log.Debug("netkit: resubscribe failed", "err", err)
+			c.log.Debug("resubscribe failed", "err", err)
 			cause = err
 			continue
 		}
 		c.publishConn(cn)
-		c.log.Info("netkit: reconnected", "attempt", attempt+1)
+		c.log.Info("reconnected", "attempt", attempt+1)
 		return cn
 	}
 }
@@ -188,7 +188,7 @@ func (c *Client) resubscribe(ctx context.Context, cn *conn) error {
 		var he *Error
 		switch {
 		case errors.As(err, &he):
-			s.fail(fmt.Errorf("netkit: resubscribe to %s: %w", s.channel, err))
+			s.fail(fmt.Errorf("client: resubscribe to %s: %w", s.channel, err))
 		case err != nil:
 			return err
 		}

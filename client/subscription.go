@@ -126,7 +126,7 @@ func (c *Client) Subscribe(ctx context.Context, channel string, opts ...Subscrib
 		return nil, ErrClosed
 	case c.subs[channel] != nil:
 		c.mu.Unlock()
-		return nil, fmt.Errorf("netkit: subscribe to %s: already subscribed", channel)
+		return nil, fmt.Errorf("client: subscribe to %s: already subscribed", channel)
 	}
 	c.subs[channel] = s
 	c.subWG.Add(1)
@@ -136,7 +136,7 @@ func (c *Client) Subscribe(ctx context.Context, channel string, opts ...Subscrib
 	for {
 		cn, err := c.current(ctx)
 		if err != nil {
-			return nil, s.fail(fmt.Errorf("netkit: subscribe to %s: %w", channel, err))
+			return nil, s.fail(fmt.Errorf("client: subscribe to %s: %w", channel, err))
 		}
 		err = s.subscribeOn(ctx, cn, false)
 		switch {
@@ -145,7 +145,7 @@ func (c *Client) Subscribe(ctx context.Context, channel string, opts ...Subscrib
 		case errors.Is(err, errNotSent):
 			c.lost(cn)
 		default:
-			return nil, s.fail(fmt.Errorf("netkit: subscribe to %s: %w", channel, err))
+			return nil, s.fail(fmt.Errorf("client: subscribe to %s: %w", channel, err))
 		}
 	}
 }
@@ -295,7 +295,7 @@ func (s *Subscription) Unsubscribe(ctx context.Context) error {
 	}
 	_, err := cn.do(ctx, c.ids.Add(1), protocol.ClientCommand{Op: protocol.OpUnsubscribe, Channel: s.channel}, nil)
 	if err != nil && !errors.Is(err, ErrConnectionLost) && !errors.Is(err, errNotSent) {
-		return fmt.Errorf("netkit: unsubscribe from %s: %w", s.channel, err)
+		return fmt.Errorf("client: unsubscribe from %s: %w", s.channel, err)
 	}
 	return nil
 }
