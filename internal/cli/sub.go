@@ -108,25 +108,25 @@ func checkSub(opts *subOptions, since string) error {
 
 // subLine is one line sub prints.
 type subLine struct {
-	Push    string              `json:"push"`
-	Channel string              `json:"channel"`
-	Offset  *uint64             `json:"offset,omitempty"`
-	Epoch   string              `json:"epoch,omitempty"`
-	From    *string             `json:"from,omitempty"`
-	Data    json.RawMessage     `json:"data,omitempty"`
-	Client  string              `json:"client,omitempty"`
-	User    string              `json:"user,omitempty"`
+	Push    string               `json:"push"`
+	Channel string               `json:"channel"`
+	Offset  *uint64              `json:"offset,omitempty"`
+	Epoch   string               `json:"epoch,omitempty"`
+	From    *string              `json:"from,omitempty"`
+	Data    json.RawMessage      `json:"data,omitempty"`
+	Client  string               `json:"client,omitempty"`
+	User    string               `json:"user,omitempty"`
 	Clients *[]client.ClientInfo `json:"clients,omitempty"` // presence: present even when empty
 }
 
 // subPrinter writes lines from every subscription's goroutine, one at a
 // time, and counts messages towards --count.
 type subPrinter struct {
-	mu    sync.Mutex
-	w     io.Writer
-	err   error // the first write error; guarded by mu
-	n     int   // messages printed; guarded by mu
-	count int
+	mu     sync.Mutex
+	w      io.Writer
+	err    error // the first write error; guarded by mu
+	n      int   // messages printed; guarded by mu
+	count  int
 	enough chan struct{} // closed at --count messages, or on a write error
 }
 
