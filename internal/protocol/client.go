@@ -45,11 +45,13 @@ func AppendCommand(dst []byte, cmd ClientCommand) ([]byte, error) {
 	if (cmd.Op == OpPublish || cmd.Op == OpSend) && cmd.Data == nil {
 		cmd.Data = json.RawMessage("null")
 	}
-	b, err := json.Marshal(cmd)
-	if err != nil {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false) // data goes out as the caller wrote it, "<" and all
+	if err := enc.Encode(cmd); err != nil {
 		return dst, fmt.Errorf("protocol: encode %s: %w", cmd.Op, err)
 	}
-	return append(dst, b...), nil
+	return append(dst, bytes.TrimSuffix(buf.Bytes(), []byte{'\n'})...), nil
 }
 
 // ServerObject is one decoded object the hub sends: a reply (HasID or

@@ -131,6 +131,7 @@ func TestAppendCommandDecodesOnTheHub(t *testing.T) {
 		{"publish", ClientCommand{ID: 3, Op: OpPublish, Channel: "dm#a,b", Data: json.RawMessage(`{"x":[1,2]}`)}, Command{ID: 3, HasID: true, Op: OpPublish, Channel: "dm#a,b", Data: json.RawMessage(`{"x":[1,2]}`)}},
 		{"publish nil data is null", ClientCommand{ID: 4, Op: OpPublish, Channel: "c"}, Command{ID: 4, HasID: true, Op: OpPublish, Channel: "c", Data: json.RawMessage(`null`)}},
 		{"publish data with line breaks", ClientCommand{ID: 5, Op: OpPublish, Channel: "c", Data: json.RawMessage("{\n \"a\": 1\n}")}, Command{ID: 5, HasID: true, Op: OpPublish, Channel: "c", Data: json.RawMessage(`{"a":1}`)}},
+		{"publish keeps HTML characters", ClientCommand{ID: 9, Op: OpPublish, Channel: "c", Data: json.RawMessage(`"<b>&"`)}, Command{ID: 9, HasID: true, Op: OpPublish, Channel: "c", Data: json.RawMessage(`"<b>&"`)}},
 		{"send", ClientCommand{ID: 6, Op: OpSend, To: "alice", Data: json.RawMessage(`"hi"`)}, Command{ID: 6, HasID: true, Op: OpSend, To: "alice", Data: json.RawMessage(`"hi"`)}},
 		{"presence", ClientCommand{ID: 7, Op: OpPresence, Channel: "room"}, Command{ID: 7, HasID: true, Op: OpPresence, Channel: "room"}},
 		{"ping without id", ClientCommand{Op: OpPing}, Command{Op: OpPing}},
