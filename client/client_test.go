@@ -510,3 +510,19 @@ func TestNoGoroutineAfterClose(t *testing.T) {
 		return nil
 	})
 }
+
+// TestDialFullHub: a hub at its connection limit answers with a policy
+// disconnect instead of a welcome, which Dial returns.
+func TestDialFullHub(t *testing.T) {
+	h := hubtest.Start(t, func(cfg *hub.Config) { cfg.MaxConnections = 1 })
+	dial(t, h.URL)
+	c, err := client.Dial(testCtx(t), h.URL)
+	if err == nil {
+		c.Close()
+		t.Fatal("second Dial to a hub with max_connections 1 succeeded")
+	}
+	var de *client.DisconnectError
+	if !errors.As(err, &de) || de.Code != "policy" {
+		t.Fatalf("Dial: %v, want a policy *client.DisconnectError", err)
+	}
+}

@@ -25,6 +25,7 @@ const outQueue = 64
 type conn struct {
 	ws      *websocket.Conn
 	welcome protocol.ServerObject
+	early   []byte // objects that shared the welcome's frame; owned by the reader
 	out     chan []byte   // frames for the writer; bounded by outQueue
 	stop    chan struct{} // closed by close
 	done    chan struct{} // closed when the reader has returned
@@ -82,13 +83,16 @@ func dialConn(ctx context.Context, o *options, url, token string) (*conn, error)
 	ws.SetReadDeadline(deadline)
 	_, frame, err := ws.ReadMessage()
 	if err == nil {
-		first, _, _ := bytes.Cut(frame, []byte{'\n'})
+		first, rest, _ := bytes.Cut(frame, []byte{'\n'})
 		cn.welcome, err = protocol.DecodeServerObject(first)
-		if err == nil && cn.welcome.Push != protocol.PushWelcome {
+		cn.early = rest // a hub that joins frames may have sent more
+		switch {
+		case err != nil:
+		case cn.welcome.Push == protocol.PushDisconnect:
+			ws.Close()
+			return nil, fmt.Errorf("client: connect to %s: %w", url, &DisconnectError{Code: cn.welcome.Code, Reason: cn.welcome.Reason})
+		case cn.welcome.Push != protocol.PushWelcome:
 			err = fmt.Errorf("first object is %q, want a welcome push", cn.welcome.Push)
-		}
-		if err == nil && len(first) < len(frame) {
-			err = errors.New("welcome push shares its frame") // never sent by the hub
 		}
 	}
 	if err != nil {
@@ -209,6 +213,22 @@ func (cn *conn) readLoop(timeout time.Duration, handle func(protocol.ServerObjec
 		}
 		return err
 	})
+	handleFrame := func(frame []byte) error {
+		var bad error
+		protocol.SplitServerFrame(frame, func(b []byte) {
+			o, err := protocol.DecodeServerObject(b)
+			if err != nil {
+				bad = err
+				return
+			}
+			cn.dispatch(o, handle)
+		})
+		return bad
+	}
+	if err := handleFrame(cn.early); err != nil {
+		return fmt.Errorf("client: %w", err)
+	}
+	cn.early = nil
 	for {
 		typ, frame, err := cn.ws.ReadMessage()
 		if err != nil {
@@ -228,17 +248,8 @@ func (cn *conn) readLoop(timeout time.Duration, handle func(protocol.ServerObjec
 		if typ != websocket.TextMessage {
 			continue
 		}
-		var bad error
-		protocol.SplitServerFrame(frame, func(b []byte) {
-			o, err := protocol.DecodeServerObject(b)
-			if err != nil {
-				bad = err
-				return
-			}
-			cn.dispatch(o, handle)
-		})
-		if bad != nil {
-			return fmt.Errorf("client: %w", bad)
+		if err := handleFrame(frame); err != nil {
+			return fmt.Errorf("client: %w", err)
 		}
 	}
 }
