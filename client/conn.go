@@ -25,7 +25,7 @@ const outQueue = 64
 type conn struct {
 	ws      *websocket.Conn
 	welcome protocol.ServerObject
-	early   []byte // objects that shared the welcome's frame; owned by the reader
+	early   []byte        // objects that shared the welcome's frame; owned by the reader
 	out     chan []byte   // frames for the writer; bounded by outQueue
 	stop    chan struct{} // closed by close
 	done    chan struct{} // closed when the reader has returned
