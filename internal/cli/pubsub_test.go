@@ -44,6 +44,12 @@ func TestCompletion(t *testing.T) {
 	if r.code != 0 || !strings.Contains(r.stdout, "__start_netkit") {
 		t.Fatalf("completion bash: exit %d, stderr %q, stdout starts %.80q", r.code, r.stderr, r.stdout)
 	}
+	for _, shell := range []string{"bash", "zsh", "fish", "powershell"} {
+		r := execute(t, nil, "completion", shell, "--help")
+		if r.code != 0 || !strings.HasSuffix(r.stdout, "Examples:\n"+completionExamples[shell]+"\n") {
+			t.Errorf("completion %s --help does not end with its example:\n%s", shell, r.stdout)
+		}
+	}
 }
 
 // runNetkit runs the whole command line as the binary does, with real

@@ -174,6 +174,13 @@ func editDistance(a, b string) int {
 	return prev[len(b)]
 }
 
+var completionExamples = map[string]string{
+	"bash":       "  source <(netkit completion bash)",
+	"zsh":        `  netkit completion zsh > "${fpath[1]}/_netkit"`,
+	"fish":       "  netkit completion fish > ~/.config/fish/completions/netkit.fish",
+	"powershell": "  netkit completion powershell | Out-String | Invoke-Expression",
+}
+
 // addCompletionCmd adds cobra's "completion" command (shell completion
 // scripts), with examples like every other command.
 func addCompletionCmd(root *cobra.Command) {
@@ -188,7 +195,7 @@ func addCompletionCmd(root *cobra.Command) {
   # zsh, for every new shell
   netkit completion zsh > "${fpath[1]}/_netkit"`
 		for _, sub := range c.Commands() {
-			sub.Example = "  netkit completion " + sub.Name() + " --help"
+			sub.Example = completionExamples[sub.Name()]
 		}
 	}
 }
