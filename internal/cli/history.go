@@ -2,7 +2,6 @@ package cli
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -100,7 +99,7 @@ func runHistory(ctx context.Context, opts *historyOptions) error {
 		}
 		return err
 	}
-	enc := json.NewEncoder(opts.Stdout)
+	enc := newJSONLines(opts.Stdout)
 	for _, m := range res.Messages {
 		if err := enc.Encode(subLine{Push: "message", Channel: m.Channel, Offset: &m.Offset, Epoch: m.Epoch, From: &m.From, Data: m.Data}); err != nil {
 			return err

@@ -2,7 +2,6 @@ package cli
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 
@@ -65,7 +64,7 @@ func runPresence(ctx context.Context, opts *presenceOptions) error {
 	}); err != nil {
 		return err
 	}
-	enc := json.NewEncoder(opts.Stdout)
+	enc := newJSONLines(opts.Stdout)
 	for _, ci := range clients {
 		if err := enc.Encode(ci); err != nil {
 			return err

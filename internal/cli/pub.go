@@ -149,8 +149,9 @@ func jsonOrString(s string) json.RawMessage {
 	if t := strings.TrimSpace(s); t != "" && json.Valid([]byte(t)) {
 		return json.RawMessage(t)
 	}
-	b, _ := json.Marshal(s) // cannot fail for a string
-	return b
+	var b strings.Builder
+	newJSONLines(&b).Encode(s) // cannot fail for a string
+	return json.RawMessage(strings.TrimSuffix(b.String(), "\n"))
 }
 
 func runPub(ctx context.Context, opts *pubOptions) error {

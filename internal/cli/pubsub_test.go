@@ -92,10 +92,10 @@ func TestSubSeesPub(t *testing.T) {
 	if code, stderr := runNetkit(ctx, nil, nil, io.Discard, "pub", "--url", h.URL, "room", `{"n":1}`); code != 0 {
 		t.Fatalf("pub: exit %d: %s", code, stderr)
 	}
-	if code, stderr := runNetkit(ctx, env, strings.NewReader("two\n\n3\n"), io.Discard, "pub", "room"); code != 0 {
+	if code, stderr := runNetkit(ctx, env, strings.NewReader("<two>\n\n3\n"), io.Discard, "pub", "room"); code != 0 {
 		t.Fatalf("pub from stdin: exit %d: %s", code, stderr)
 	}
-	wantData := []string{`{"n":1}`, `"two"`, `3`}
+	wantData := []string{`{"n":1}`, `"<two>"`, `3`}
 	for i, want := range wantData {
 		if !lines.Scan() {
 			t.Fatalf("sub printed %d messages, want 3", i)

@@ -119,6 +119,14 @@ type subLine struct {
 	Clients *[]client.ClientInfo `json:"clients,omitempty"` // presence: present even when empty
 }
 
+// newJSONLines returns an encoder of one JSON value per line that leaves
+// < > & as they are, as the hub sent them.
+func newJSONLines(w io.Writer) *json.Encoder {
+	enc := json.NewEncoder(w)
+	enc.SetEscapeHTML(false)
+	return enc
+}
+
 // subPrinter writes lines from every subscription's goroutine, one at a
 // time, and counts messages towards --count.
 type subPrinter struct {
@@ -136,8 +144,7 @@ func (p *subPrinter) print(l subLine, isMessage bool) {
 	if p.err != nil || (p.count > 0 && p.n >= p.count) {
 		return
 	}
-	b, _ := json.Marshal(l) // cannot fail: fields are JSON already
-	if _, err := p.w.Write(append(b, '\n')); err != nil {
+	if err := newJSONLines(p.w).Encode(l); err != nil {
 		p.err = err
 		close(p.enough)
 		return
@@ -158,7 +165,11 @@ func runSub(ctx context.Context, opts *subOptions) error {
 		fmt.Fprintf(opts.Stderr, "netkit sub: "+format+"\n", args...)
 	}
 	c, err := opts.Conn.dial(ctx, true,
-		client.OnDisconnect(func(err error) { warn("connection lost (%v); reconnecting", err) }))
+		client.OnDisconnect(func(err error) {
+			if de := (*client.DisconnectError)(nil); !errors.As(err, &de) || !de.Final {
+				warn("connection lost (%v); reconnecting", err)
+			}
+		}))
 	if err != nil {
 		return err
 	}
