@@ -526,3 +526,43 @@ func TestDialFullHub(t *testing.T) {
 		t.Fatalf("Dial: %v, want a policy *client.DisconnectError", err)
 	}
 }
+
+// TestResubscribeMany: after a hub restart every one of many
+// subscriptions is renewed (their subscribes are pipelined).
+func TestResubscribeMany(t *testing.T) {
+	const n = 200
+	h1 := hubtest.Start(t, nil)
+	ctx := testCtx(t)
+	c := dial(t, h1.URL)
+	resubscribed := make(chan string, n)
+	subs := make([]*client.Subscription, n)
+	for i := range subs {
+		ch := fmt.Sprint("room.", i)
+		var err error
+		subs[i], err = c.Subscribe(ctx, ch, client.OnSubscribed(func(s client.Subscribed) {
+			if s.Resubscribe {
+				resubscribed <- ch
+			}
+		}))
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	h1.Stop(t)
+	h2 := hubtest.Start(t, func(cfg *hub.Config) { cfg.Listen = h1.Addr })
+	seen := make(map[string]bool)
+	for len(seen) < n {
+		select {
+		case ch := <-resubscribed:
+			seen[ch] = true
+		case <-time.After(wait):
+			t.Fatalf("%d of %d subscriptions renewed", len(seen), n)
+		}
+	}
+	if status, body := h2.API(t, "POST", "/api/publish", map[string]any{"channel": "room.199", "data": "x"}); status != 200 {
+		t.Fatalf("publish: %d %v", status, body)
+	}
+	if m := next(t, subs[199]); string(m.Data) != `"x"` {
+		t.Fatalf("message %s", m.Data)
+	}
+}

@@ -40,6 +40,7 @@ type conn struct {
 
 // call is one command waiting for its reply.
 type call struct {
+	id    int64
 	reply chan protocol.ServerObject // capacity 1
 	// onReply, if not nil, runs on the reader goroutine before any later
 	// object is handled (subscribe uses it to order its reply before the
@@ -280,38 +281,49 @@ func (cn *conn) dispatch(o protocol.ServerObject, handle func(protocol.ServerObj
 // do sends cmd (whose ID it sets) and waits for the reply. A reply with an
 // error becomes an *Error.
 func (cn *conn) do(ctx context.Context, id int64, cmd protocol.ClientCommand, onReply func(protocol.ServerObject)) (protocol.ServerObject, error) {
-	cmd.ID = id
-	b, err := protocol.AppendCommand(nil, cmd)
+	c, err := cn.send(ctx, id, cmd, onReply)
 	if err != nil {
 		return protocol.ServerObject{}, err
 	}
-	c := &call{reply: make(chan protocol.ServerObject, 1), onReply: onReply}
+	return cn.await(ctx, c)
+}
+
+// send queues cmd for the writer and registers it for its reply; await
+// waits for it. Sending several commands before awaiting them pipelines
+// them.
+func (cn *conn) send(ctx context.Context, id int64, cmd protocol.ClientCommand, onReply func(protocol.ServerObject)) (*call, error) {
+	cmd.ID = id
+	b, err := protocol.AppendCommand(nil, cmd)
+	if err != nil {
+		return nil, err
+	}
+	c := &call{id: id, reply: make(chan protocol.ServerObject, 1), onReply: onReply}
 	cn.mu.Lock()
 	if cn.pending == nil {
 		cn.mu.Unlock()
-		return protocol.ServerObject{}, errNotSent
+		return nil, errNotSent
 	}
 	cn.pending[id] = c
 	cn.mu.Unlock()
-	forget := func() {
-		cn.mu.Lock()
-		delete(cn.pending, id)
-		cn.mu.Unlock()
-	}
 	select {
 	case cn.out <- b:
+		return c, nil
 	case <-ctx.Done():
-		forget()
-		return protocol.ServerObject{}, ctx.Err()
+		cn.forget(c)
+		return nil, ctx.Err()
 	case <-cn.done:
-		forget()
-		return protocol.ServerObject{}, errNotSent
+		cn.forget(c)
+		return nil, errNotSent
 	}
+}
+
+// await waits for the reply to c.
+func (cn *conn) await(ctx context.Context, c *call) (protocol.ServerObject, error) {
 	select {
 	case o := <-c.reply:
 		return o, replyError(o)
 	case <-ctx.Done():
-		forget()
+		cn.forget(c)
 		return protocol.ServerObject{}, ctx.Err()
 	case <-cn.done:
 		select {
@@ -321,6 +333,13 @@ func (cn *conn) do(ctx context.Context, id int64, cmd protocol.ClientCommand, on
 			return protocol.ServerObject{}, ErrConnectionLost
 		}
 	}
+}
+
+// forget drops c from the calls waiting for a reply.
+func (cn *conn) forget(c *call) {
+	cn.mu.Lock()
+	delete(cn.pending, c.id)
+	cn.mu.Unlock()
 }
 
 // errNotSent is a command that never reached a connection, which had

@@ -2,6 +2,7 @@ package client_test
 
 import (
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -202,5 +203,36 @@ func TestTokenRefreshOnReconnect(t *testing.T) {
 	var e *client.Error
 	if err := c.Err(); !errors.As(err, &e) || e.Code != client.CodeUnauthorized {
 		t.Fatalf("Err() = %v, want unauthorized", err)
+	}
+}
+
+// TestTokenRenewedBeforeExpiry: with a refresh func, the client sends the
+// hub's refresh command with a new token before the current one expires.
+func TestTokenRenewedBeforeExpiry(t *testing.T) {
+	jwt := func(exp time.Time) string {
+		payload := fmt.Sprintf(`{"sub":"u","exp":%d}`, exp.Unix())
+		return "eyJhbGciOiJIUzI1NiJ9." + base64.RawURLEncoding.EncodeToString([]byte(payload)) + ".sig"
+	}
+	refreshed := make(chan string, 1)
+	h := startScripted(t, func(sc *scriptConn) {
+		cmd, ok := sc.read()
+		if !ok || cmd.Op != "refresh" {
+			t.Errorf("got %+v, want a refresh", cmd)
+			return
+		}
+		sc.reply(cmd, struct{}{})
+		refreshed <- cmd.Token
+		sc.read() // until the client closes
+	})
+	next := jwt(time.Now().Add(time.Hour))
+	dial(t, h.url(), client.WithToken(jwt(time.Now().Add(2*time.Second))),
+		client.WithTokenRefresh(func(context.Context) (string, error) { return next, nil }))
+	select {
+	case got := <-refreshed:
+		if got != next {
+			t.Fatalf("refresh with %q, want %q", got, next)
+		}
+	case <-time.After(wait):
+		t.Fatal("no refresh before the token expired")
 	}
 }

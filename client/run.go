@@ -173,7 +173,8 @@ func (c *Client) reconnect(ctx context.Context, cause error) *conn {
 }
 
 // resubscribe renews every subscription on cn, each from its last
-// position. A subscription the hub now refuses ends with the hub's error.
+// position, with all the commands sent before the first reply is awaited.
+// A subscription the hub now refuses ends with the hub's error.
 func (c *Client) resubscribe(ctx context.Context, cn *conn) error {
 	c.mu.Lock()
 	subs := make([]*Subscription, 0, len(c.subs))
@@ -183,8 +184,18 @@ func (c *Client) resubscribe(ctx context.Context, cn *conn) error {
 	c.mu.Unlock()
 	ctx, cancel := context.WithTimeout(ctx, c.opts.handshakeTimeout)
 	defer cancel()
-	for _, s := range subs {
-		err := s.subscribeOn(ctx, cn, true)
+	calls := make([]*call, len(subs))
+	for i, s := range subs {
+		var err error
+		if calls[i], err = s.sendSubscribe(ctx, cn, true); err != nil {
+			return err
+		}
+	}
+	for i, s := range subs {
+		if calls[i] == nil {
+			continue
+		}
+		_, err := cn.await(ctx, calls[i])
 		var he *Error
 		switch {
 		case errors.As(err, &he):

@@ -150,13 +150,24 @@ func (c *Client) Subscribe(ctx context.Context, channel string, opts ...Subscrib
 	}
 }
 
-// subscribeOn sends the subscribe command on cn, unless cn already
-// answered one.
+// subscribeOn subscribes on cn and waits for the reply, unless cn already
+// answered a subscribe.
 func (s *Subscription) subscribeOn(ctx context.Context, cn *conn, resub bool) error {
+	c, err := s.sendSubscribe(ctx, cn, resub)
+	if c == nil {
+		return err
+	}
+	_, err = cn.await(ctx, c)
+	return err
+}
+
+// sendSubscribe sends the subscribe command on cn, from the last position
+// when there is one. It returns a nil call when cn already answered one.
+func (s *Subscription) sendSubscribe(ctx context.Context, cn *conn, resub bool) (*call, error) {
 	s.mu.Lock()
 	if s.on == cn {
 		s.mu.Unlock()
-		return nil
+		return nil, nil
 	}
 	cmd := protocol.ClientCommand{Op: protocol.OpSubscribe, Channel: s.channel}
 	if s.pos.Epoch != "" {
@@ -165,8 +176,7 @@ func (s *Subscription) subscribeOn(ctx context.Context, cn *conn, resub bool) er
 		cmd.Last = s.opts.last
 	}
 	s.mu.Unlock()
-	_, err := cn.do(ctx, s.c.ids.Add(1), cmd, func(o protocol.ServerObject) { s.onReply(cn, o, resub) })
-	return err
+	return cn.send(ctx, s.c.ids.Add(1), cmd, func(o protocol.ServerObject) { s.onReply(cn, o, resub) })
 }
 
 // onReply runs on the reader goroutine when the subscribe reply arrives,
