@@ -20,6 +20,7 @@ func TestTokenExpiry(t *testing.T) {
 		{"not a JWT", "opaque-token", 0},
 		{"bad base64", "a.!!!.c", 0},
 		{"bad JSON", jwt(`{"exp":`), 0},
+		{"absurd exp", jwt(`{"exp":1e300}`), 0},
 		{"empty", "", 0},
 	}
 	for _, tc := range tests {
@@ -78,4 +79,23 @@ func TestIsFinal(t *testing.T) {
 			t.Errorf("isFinal(%+v) = %v, want %v", tc.d, got, tc.want)
 		}
 	}
+}
+
+// FuzzTokenExpiry: the client reads the exp claim of tokens it is given
+// without verifying them; no token makes it panic.
+func FuzzTokenExpiry(f *testing.F) {
+	for _, s := range []string{
+		"eyJhbGciOiJIUzI1NiJ9.eyJleHAiOjE3MDAwMDAwMDB9.sig", // {"exp":1700000000}
+		"a.b.c", "..", "", "opaque",
+		"x." + base64.RawURLEncoding.EncodeToString([]byte(`{"exp":1e300}`)) + ".y",  // far future
+		"x." + base64.RawURLEncoding.EncodeToString([]byte(`{"exp":-5}`)) + ".y",     // negative
+		"x." + base64.RawURLEncoding.EncodeToString([]byte(`{"exp":"soon"}`)) + ".y", // wrong type
+	} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, tok string) {
+		if exp, ok := tokenExpiry(tok); ok {
+			renewalWait(time.Until(exp)) // must not panic either
+		}
+	})
 }

@@ -241,7 +241,9 @@ func tokenExpiry(tok string) (time.Time, bool) {
 	var claims struct {
 		Exp float64 `json:"exp"`
 	}
-	if json.Unmarshal(payload, &claims) != nil || claims.Exp <= 0 {
+	// A JWT's exp is seconds since 1970; past 1e11 (year 5138) it is noise,
+	// and float to int64 conversion would wrap.
+	if json.Unmarshal(payload, &claims) != nil || claims.Exp <= 0 || claims.Exp > 1e11 {
 		return time.Time{}, false
 	}
 	return time.Unix(int64(claims.Exp), 0), true
