@@ -131,8 +131,9 @@ func (c *Client) publishConn(cn *conn) {
 }
 
 // Close ends the connection and every subscription, and returns when all
-// of the client's goroutines have. It must not be called from a handler
-// of the client. Later calls return nil at once.
+// of the client's goroutines have, which includes waiting for handlers
+// that are running. It must not be called from a handler of the client.
+// Later calls return nil at once.
 func (c *Client) Close() error {
 	c.cancel()
 	<-c.done
@@ -158,7 +159,8 @@ func (c *Client) Err() error {
 }
 
 // User returns the user id the hub gave the current connection (from its
-// welcome push).
+// welcome push). An anonymous client gets a new one on every connection;
+// with a token it is the token's subject.
 func (c *Client) User() string {
 	c.mu.Lock()
 	defer c.mu.Unlock()
