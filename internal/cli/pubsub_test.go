@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/netkit/netkit/internal/hub"
 	"github.com/netkit/netkit/internal/hubtest"
 	"github.com/netkit/netkit/internal/testenv"
 )
@@ -201,5 +202,53 @@ func TestConnectErrors(t *testing.T) {
 				t.Errorf("stdout = %q, want nothing", out.String())
 			}
 		})
+	}
+}
+
+// TestSubAcrossHubRestart: sub reconnects to a restarted hub, says on
+// stderr that messages may be missing, and goes on printing.
+func TestSubAcrossHubRestart(t *testing.T) {
+	h1 := hubtest.Start(t, nil)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	pr, pw := io.Pipe()
+	type result struct {
+		code   int
+		stderr string
+	}
+	subDone := make(chan result, 1)
+	go func() {
+		code, stderr := runNetkit(ctx, nil, nil, pw, "sub", "--url", h1.URL, "room", "--count", "2", "--presence")
+		pw.Close()
+		subDone <- result{code, stderr}
+	}()
+	lines := bufio.NewScanner(pr)
+	if !lines.Scan() || !strings.Contains(lines.Text(), `"presence"`) {
+		t.Fatalf("first line %q, want the presence", lines.Text())
+	}
+	h1.API(t, "POST", "/api/publish", map[string]any{"channel": "room", "data": 1})
+	if !lines.Scan() || !strings.Contains(lines.Text(), `"data":1`) {
+		t.Fatalf("line %q, want message 1", lines.Text())
+	}
+	h1.Stop(t)
+	h2 := hubtest.Start(t, func(cfg *hub.Config) { cfg.Listen = h1.Addr })
+	testenv.WaitFor(t, 10*time.Second, func() error { // subscribing sends no signal to the test
+		if _, body := h2.API(t, "GET", "/api/presence?channel=room", nil); len(body["clients"].([]any)) != 1 {
+			return fmt.Errorf("presence %v, want sub", body)
+		}
+		return nil
+	})
+	h2.API(t, "POST", "/api/publish", map[string]any{"channel": "room", "data": 2})
+	if !lines.Scan() || !strings.Contains(lines.Text(), `"data":2`) {
+		t.Fatalf("line %q, want message 2", lines.Text())
+	}
+	r := <-subDone
+	if r.code != 0 {
+		t.Fatalf("sub: exit %d: %s", r.code, r.stderr)
+	}
+	for _, want := range []string{"netkit sub: connection lost (disconnected by the hub: shutdown: server is shutting down); reconnecting\n", "could not confirm that no message was missed\n"} {
+		if !strings.Contains(r.stderr, want) {
+			t.Errorf("stderr %q lacks %q", r.stderr, want)
+		}
 	}
 }
