@@ -252,3 +252,41 @@ func TestSubAcrossHubRestart(t *testing.T) {
 		}
 	}
 }
+
+// TestSubEvents: --events prints join and leave lines in order with the
+// messages; they do not count towards --count.
+func TestSubEvents(t *testing.T) {
+	h := hubtest.Start(t, nil)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	pr, pw := io.Pipe()
+	subDone := make(chan int, 1)
+	go func() {
+		code, _ := runNetkit(ctx, []string{"NETKIT_URL=" + h.URL}, nil, pw, "sub", "room", "--events", "--presence", "--count", "1")
+		pw.Close()
+		subDone <- code
+	}()
+	lines := bufio.NewScanner(pr)
+	if !lines.Scan() || !strings.Contains(lines.Text(), `"presence"`) {
+		t.Fatalf("first line %q, want the presence", lines.Text())
+	}
+	other := h.Dial(t)
+	other.Call(map[string]any{"id": 1, "op": "subscribe", "channel": "room"})
+	other.Call(map[string]any{"id": 2, "op": "unsubscribe", "channel": "room"})
+	other.Call(map[string]any{"id": 3, "op": "publish", "channel": "room", "data": "bye"})
+	want := []string{
+		fmt.Sprintf(`{"push":"join","channel":"room","client":%q,"user":%q}`, other.ID(), other.User()),
+		fmt.Sprintf(`{"push":"leave","channel":"room","client":%q,"user":%q}`, other.ID(), other.User()),
+	}
+	for _, w := range want {
+		if !lines.Scan() || lines.Text() != w {
+			t.Fatalf("line %q, want %s", lines.Text(), w)
+		}
+	}
+	if !lines.Scan() || !strings.HasPrefix(lines.Text(), `{"push":"message","channel":"room","offset":1,`) {
+		t.Fatalf("line %q, want the message", lines.Text())
+	}
+	if code := <-subDone; code != 0 {
+		t.Fatalf("sub: exit %d", code)
+	}
+}
