@@ -350,7 +350,9 @@ func TestReconnectAcrossDroppedConnection(t *testing.T) {
 	var d dropper
 	c := dial(t, h.URL, client.WithNetDialer(d.dial))
 	subscribed := make(chan client.Subscribed, 8)
-	sub, err := c.Subscribe(ctx, "room", client.OnSubscribed(func(s client.Subscribed) { subscribed <- s }))
+	// Buffer(1) keeps undelivered messages in the socket, where a drop
+	// loses them and only the hub's history brings them back.
+	sub, err := c.Subscribe(ctx, "room", client.Buffer(1), client.OnSubscribed(func(s client.Subscribed) { subscribed <- s }))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -379,10 +381,15 @@ func TestReconnectAcrossDroppedConnection(t *testing.T) {
 	if err := <-done; err != nil {
 		t.Fatal(err)
 	}
+	resubs := 0
 	for len(subscribed) > 0 {
+		resubs++
 		if s := <-subscribed; !s.Recovered {
 			t.Errorf("resubscribe not recovered: %+v", s)
 		}
+	}
+	if resubs < drops-1 { // the last drop comes after the last message
+		t.Errorf("%d recovered resubscribes, want at least %d", resubs, drops-1)
 	}
 }
 
