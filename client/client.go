@@ -106,7 +106,7 @@ func checkURL(raw string) (string, error) {
 		}
 	}
 	if err != nil || (u.Scheme != "ws" && u.Scheme != "wss") || u.Host == "" {
-		return "", fmt.Errorf("client: bad URL %q: want ws://HOST:PORT/PATH or wss://HOST:PORT/PATH", raw)
+		return "", fmt.Errorf("%w %q: want ws://HOST:PORT/PATH or wss://HOST:PORT/PATH", ErrBadURL, raw)
 	}
 	return u.String(), nil
 }

@@ -242,6 +242,9 @@ func TestDialErrors(t *testing.T) {
 			if !strings.Contains(err.Error(), tc.wantText) {
 				t.Errorf("error %q does not contain %q", err, tc.wantText)
 			}
+			if strings.HasPrefix(tc.name, "bad") && tc.wantCode == "" && !errors.Is(err, client.ErrBadURL) {
+				t.Errorf("error %v: want ErrBadURL", err)
+			}
 			var e *client.Error
 			if tc.wantCode != "" && (!errors.As(err, &e) || e.Code != tc.wantCode) {
 				t.Errorf("error %v: want a *client.Error with code %s", err, tc.wantCode)

@@ -53,6 +53,8 @@ var (
 	// ErrConnectionLost is returned by a call whose connection dropped
 	// before its reply came: the hub may or may not have carried it out.
 	ErrConnectionLost = errors.New("client: connection lost before the reply")
+	// ErrBadURL is returned by Dial for a URL it cannot use.
+	ErrBadURL = errors.New("client: bad URL")
 	// ErrGaveUp is the cause of a client stopping after its reconnect
 	// policy's GiveUpAfter passed without a connection.
 	ErrGaveUp = errors.New("client: gave up reconnecting")

@@ -76,7 +76,7 @@ func (hc *hubConn) explain(err error) error {
 		return fmt.Errorf("cannot connect to %s: connection refused (is the hub running? --url or NETKIT_URL sets the address)", hc.URL)
 	case errors.Is(err, context.DeadlineExceeded):
 		return fmt.Errorf("cannot connect to %s: no answer within %s", hc.URL, hc.Timeout)
-	case strings.Contains(err.Error(), "bad URL"):
+	case errors.Is(err, client.ErrBadURL):
 		return &usageError{fmt.Errorf("--url %q: want ws://HOST:PORT/ws or wss://HOST:PORT/ws", hc.URL)}
 	}
 	return fmt.Errorf("cannot connect to %s: %w", hc.URL, err)
