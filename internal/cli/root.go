@@ -12,6 +12,7 @@ import (
 	"strings"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 )
 
 // Exit statuses of Execute.
@@ -33,6 +34,7 @@ func run(ctx context.Context, root *cobra.Command, args []string, stdout, stderr
 	root.SetArgs(args)
 	root.SetOut(stdout)
 	root.SetErr(stderr)
+	addCompletionCmd(root) // after SetOut: cobra's completion command keeps the writer it sees
 	cmd, err := root.ExecuteContextC(ctx)
 	if err == nil {
 		return exitOK
@@ -67,6 +69,7 @@ Exit status: 0 on success, 1 when a command fails (bad settings included),
 2 for an unknown command or flag.`,
 		Example: `  netkit hub
   netkit hub --help
+  netkit sub room --count 1 & netkit pub room '{"text":"hi"}'
   netkit bench hub fanout --url ws://127.0.0.1:9999/ws
   netkit recv --dir ~/Downloads
   netkit send photos/ 192.168.1.20:8000
@@ -78,25 +81,27 @@ Exit status: 0 on success, 1 when a command fails (bad settings included),
 				return nil
 			}
 			msg := fmt.Sprintf("unknown command %q", args[0])
-			if s := cmd.SuggestionsFor(args[0]); len(s) > 0 {
-				msg += fmt.Sprintf("; did you mean %q?", s[0])
+			if s := closest(args[0], cmd.SuggestionsFor(args[0])); s != "" {
+				msg += fmt.Sprintf("; did you mean %q?", s)
 			}
 			return &usageError{errors.New(msg)}
 		},
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return cmd.Help()
 		},
-		SilenceUsage:      true,
-		SilenceErrors:     true,
-		CompletionOptions: cobra.CompletionOptions{DisableDefaultCmd: true},
+		SilenceUsage:  true,
+		SilenceErrors: true,
+		Version:       fullVersion(),
 	}
 	root.SuggestionsMinimumDistance = 2
 	root.SetUsageFunc(usage)
-	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error {
-		return &usageError{err}
-	})
+	root.SetVersionTemplate("netkit {{.Version}}\n")
+	root.Flags().Bool("version", false, `print the version of netkit, like "netkit version"`)
+	root.SetFlagErrorFunc(flagError)
 	root.AddCommand(
 		newHubCmd(env, runHub),
+		newPubCmd(env, nil), newSubCmd(env, nil), newDMCmd(env, nil),
+		newPresenceCmd(env, nil), newHistoryCmd(env, nil),
 		newBenchCmd(env, nil),
 		newSendCmd(env, nil), newRecvCmd(env, nil),
 		newUDPCmd(env, nil),
@@ -106,6 +111,94 @@ Exit status: 0 on success, 1 when a command fails (bad settings included),
 		newVersionCmd(),
 	)
 	return root
+}
+
+// flagError makes a flag mistake a usage error, with a "did you mean" for
+// an unknown flag close to one of the command's flags.
+func flagError(cmd *cobra.Command, err error) error {
+	const prefix = "unknown flag: --"
+	msg := err.Error()
+	if !strings.HasPrefix(msg, prefix) {
+		return &usageError{err}
+	}
+	name := strings.TrimPrefix(msg, prefix)
+	best, bestDist := "", 3 // suggest only within 2 edits, or a prefix
+	visit := func(f *pflag.Flag) {
+		if f.Hidden {
+			return
+		}
+		d := editDistance(name, f.Name)
+		if strings.HasPrefix(f.Name, name) && len(name) >= 3 {
+			d = min(d, 1)
+		}
+		if d < bestDist {
+			best, bestDist = f.Name, d
+		}
+	}
+	cmd.LocalFlags().VisitAll(visit)
+	cmd.InheritedFlags().VisitAll(visit)
+	if best == "" {
+		return &usageError{err}
+	}
+	return &usageError{fmt.Errorf("%w; did you mean --%s?", err, best)}
+}
+
+// closest returns the one of names nearest to typed, or "".
+func closest(typed string, names []string) string {
+	best, bestDist := "", -1
+	for _, n := range names {
+		if d := editDistance(typed, n); bestDist < 0 || d < bestDist {
+			best, bestDist = n, d
+		}
+	}
+	return best
+}
+
+// editDistance is the Levenshtein distance between a and b.
+func editDistance(a, b string) int {
+	prev := make([]int, len(b)+1)
+	cur := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev, cur = cur, prev
+	}
+	return prev[len(b)]
+}
+
+var completionExamples = map[string]string{
+	"bash":       "  source <(netkit completion bash)",
+	"zsh":        `  netkit completion zsh > "${fpath[1]}/_netkit"`,
+	"fish":       "  netkit completion fish > ~/.config/fish/completions/netkit.fish",
+	"powershell": "  netkit completion powershell | Out-String | Invoke-Expression",
+}
+
+// addCompletionCmd adds cobra's "completion" command (shell completion
+// scripts), with examples like every other command.
+func addCompletionCmd(root *cobra.Command) {
+	root.InitDefaultCompletionCmd()
+	for _, c := range root.Commands() {
+		if c.Name() != "completion" {
+			continue
+		}
+		c.Example = `  # bash, for this shell; add it to ~/.bashrc to keep it
+  source <(netkit completion bash)
+
+  # zsh, for every new shell
+  netkit completion zsh > "${fpath[1]}/_netkit"`
+		for _, sub := range c.Commands() {
+			sub.Example = completionExamples[sub.Name()]
+		}
+	}
 }
 
 // usage writes the part of --help after the description: usage lines,

@@ -95,7 +95,10 @@ func TestUsageErrors(t *testing.T) {
 	}{
 		{"unknown command", []string{"hb"}, `netkit: unknown command "hb"; did you mean "hub"? (see 'netkit --help')`},
 		{"unknown command far from any", []string{"frobnicate"}, `netkit: unknown command "frobnicate" (see 'netkit --help')`},
-		{"unknown flag", []string{"hub", "--lisen", ":1"}, `netkit hub: unknown flag: --lisen (see 'netkit hub --help')`},
+		{"unknown flag", []string{"hub", "--lisen", ":1"}, `netkit hub: unknown flag: --lisen; did you mean --listen? (see 'netkit hub --help')`},
+		{"unknown flag far from any", []string{"hub", "--frobnicate"}, `netkit hub: unknown flag: --frobnicate (see 'netkit hub --help')`},
+		{"unknown flag of sub", []string{"sub", "room", "--cout", "3"}, `netkit sub: unknown flag: --cout; did you mean --count? (see 'netkit sub --help')`},
+		{"unknown command near two", []string{"pb"}, `netkit: unknown command "pb"; did you mean "pub"? (see 'netkit --help')`},
 		{"unknown root flag", []string{"--verbose"}, `netkit: unknown flag: --verbose (see 'netkit --help')`},
 		{"missing flag value", []string{"hub", "--listen"}, `netkit hub: flag needs an argument: --listen (see 'netkit hub --help')`},
 		{"argument to hub", []string{"hub", "extra"}, `netkit hub: unexpected argument "extra" (see 'netkit hub --help')`},

@@ -24,11 +24,16 @@ revision, else it is "dev".`,
 		Example: `  netkit version`,
 		Args:    noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			_, err := fmt.Fprintf(cmd.OutOrStdout(), "netkit %s (%s %s/%s)\n",
-				versionString(), runtime.Version(), runtime.GOOS, runtime.GOARCH)
+			_, err := fmt.Fprintf(cmd.OutOrStdout(), "netkit %s\n", fullVersion())
 			return err
 		},
 	}
+}
+
+// fullVersion is the version with the Go version and platform, as
+// "netkit version" and "netkit --version" print it.
+func fullVersion() string {
+	return fmt.Sprintf("%s (%s %s/%s)", versionString(), runtime.Version(), runtime.GOOS, runtime.GOARCH)
 }
 
 // versionString returns the version set with -ldflags, else the one the Go
