@@ -9,9 +9,11 @@ import (
 	"io"
 	"net/http"
 	"runtime"
+	"strconv"
 	"strings"
 	"time"
 
+	"github.com/netkit/netkit/internal/history"
 	"github.com/netkit/netkit/internal/protocol"
 )
 
@@ -50,6 +52,7 @@ func (s *Server) routes() http.Handler {
 		{"POST", "/api/send", s.apiSend},
 		{"POST", "/api/disconnect", s.apiDisconnect},
 		{"GET", "/api/presence", s.apiPresence},
+		{"GET", "/api/history", s.apiHistory},
 		{"GET", "/api/channels", s.apiChannels},
 		{"GET", "/api/info", s.apiInfo},
 	}
@@ -194,6 +197,9 @@ func (s *Server) apiPublish(r *http.Request) (any, *protocol.Error) {
 	if e := missingData(req.Data); e != nil {
 		return nil, e
 	}
+	if e := s.knownNamespace(req.Channel); e != nil {
+		return nil, e
+	}
 	if e := s.waitGates(r.Context(), req.Channel); e != nil {
 		return nil, e
 	}
@@ -218,6 +224,62 @@ func (s *Server) waitGates(ctx context.Context, channels ...string) *protocol.Er
 	return nil
 }
 
+// knownNamespace fails with not_found for a channel in no configured
+// namespace.
+func (s *Server) knownNamespace(channel string) *protocol.Error {
+	if _, err := s.ns.of(channel); err != nil {
+		return protocol.Errorf(protocol.CodeNotFound, "channel %q: %v (see hub.namespaces)", channel, err)
+	}
+	return nil
+}
+
+// apiHistory answers GET /api/history?channel=C[&limit=N][&since_offset=K&since_epoch=E]
+// like the history command.
+func (s *Server) apiHistory(r *http.Request) (any, *protocol.Error) {
+	q := r.URL.Query()
+	for k := range q {
+		switch k {
+		case "channel", "limit", "since_offset", "since_epoch":
+		default:
+			return nil, protocol.Errorf(protocol.CodeBadRequest, "query parameter %q: unknown; want channel, limit, since_offset, since_epoch", k)
+		}
+	}
+	ch := q.Get("channel")
+	if e := protocol.CheckChannel(ch); e != nil {
+		return nil, e
+	}
+	if e := s.knownNamespace(ch); e != nil {
+		return nil, e
+	}
+	var hq history.Query
+	if v := q.Get("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 0 {
+			return nil, protocol.Errorf(protocol.CodeBadRequest, "limit: want a count like 50, got %q", v)
+		}
+		hq.Limit = n
+	}
+	off, epoch := q.Get("since_offset"), q.Get("since_epoch")
+	if (off == "") != (epoch == "") {
+		return nil, protocol.Errorf(protocol.CodeBadRequest, "since_offset and since_epoch go together: give both or neither")
+	}
+	if off != "" {
+		n, err := strconv.ParseUint(off, 10, 64)
+		if err != nil {
+			return nil, protocol.Errorf(protocol.CodeBadRequest, "since_offset: want an offset like 42, got %q", off)
+		}
+		if len(epoch) > protocol.MaxEpochLen {
+			return nil, protocol.Errorf(protocol.CodeBadRequest, "since_epoch: want at most %d bytes", protocol.MaxEpochLen)
+		}
+		hq.Since = &history.Position{Offset: n, Epoch: epoch}
+	}
+	res, err := s.broker.History(r.Context(), ch, hq)
+	if err != nil {
+		return nil, s.internal("history", err)
+	}
+	return json.RawMessage(appendHistory(nil, res, hq.Since != nil)), nil
+}
+
 type broadcastRequest struct {
 	Channels []string        `json:"channels"`
 	Data     json.RawMessage `json:"data"`
@@ -238,6 +300,9 @@ func (s *Server) apiBroadcast(r *http.Request) (any, *protocol.Error) {
 		}
 		if seen[ch] {
 			return nil, protocol.Errorf(protocol.CodeBadRequest, "channels[%d]: duplicate channel %q", i, ch)
+		}
+		if e := s.knownNamespace(ch); e != nil {
+			return nil, e
 		}
 		seen[ch] = true
 	}

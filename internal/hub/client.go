@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"log/slog"
+	"strconv"
 
 	"github.com/netkit/netkit/internal/history"
 	"github.com/netkit/netkit/internal/protocol"
@@ -21,6 +22,7 @@ type client struct {
 	cancel context.CancelFunc
 	q      cmdQueue   // commands waiting to run (exec.go)
 	flow   clientFlow // channel gates this client holds closed (flow.go)
+	sess   session    // token, its expiry, command rate (access.go)
 
 	// Guarded by srv.reg.mu.
 	subs    map[string]*channel
@@ -33,6 +35,7 @@ type client struct {
 // own, counted in srv.conns like the connection.
 func (c *client) OnClose() {
 	c.cancel()
+	c.endSession()
 	c.stopQueue()
 	c.releaseGates(true)
 	if c.srv.inline {
@@ -87,6 +90,9 @@ func (c *client) handle(cmd protocol.Command) *protocol.Error {
 	case protocol.OpUnsubscribe:
 		return c.unsubscribe(cmd)
 	case protocol.OpPublish:
+		if _, perr := c.permit(permPublish, cmd.Channel); perr != nil {
+			return perr
+		}
 		pos, err := c.srv.broker.Publish(c.ctx, cmd.Channel, c.info.User, cmd.Data)
 		if err != nil {
 			return c.fail("publish", err)
@@ -101,11 +107,30 @@ func (c *client) handle(cmd protocol.Command) *protocol.Error {
 			Delivered int `json:"delivered"`
 		}{n})
 	case protocol.OpPresence:
+		ns, perr := c.permit(permRead, cmd.Channel)
+		if perr != nil {
+			return perr
+		}
+		if !ns.Presence {
+			return protocol.Errorf(protocol.CodeForbidden, "presence is off for channel %q (presence = false)", cmd.Channel)
+		}
 		clients, err := c.srv.broker.Presence(c.ctx, cmd.Channel)
 		if err != nil {
 			return c.fail("presence", err)
 		}
 		c.reply(cmd, presenceResult{Clients: clients})
+	case protocol.OpHistory:
+		if _, perr := c.permit(permRead, cmd.Channel); perr != nil {
+			return perr
+		}
+		q := history.Query{Since: positionOf(cmd.Since), Limit: cmd.Limit}
+		res, err := c.srv.broker.History(c.ctx, cmd.Channel, q)
+		if err != nil {
+			return c.fail("history", err)
+		}
+		c.enqueueReply(protocol.AppendReply(nil, cmd.ID, cmd.HasID, appendHistory(nil, res, q.Since != nil)))
+	case protocol.OpRefresh:
+		return c.refresh(cmd)
 	case protocol.OpPing:
 		c.enqueueReply(protocol.AppendReply(nil, cmd.ID, cmd.HasID, emptyObject))
 	}
@@ -119,16 +144,55 @@ type presenceResult struct {
 }
 
 type subscribeResult struct {
-	Channel string `json:"channel"`
-	Offset  uint64 `json:"offset"`
-	Epoch   string `json:"epoch"`
+	Channel   string `json:"channel"`
+	Offset    uint64 `json:"offset"`
+	Epoch     string `json:"epoch"`
+	Recovered *bool  `json:"recovered,omitempty"` // only for a subscribe with since
+}
+
+// positionOf converts a command's since to a history position.
+func positionOf(p *protocol.StreamPos) *history.Position {
+	if p == nil {
+		return nil
+	}
+	return &history.Position{Offset: p.Offset, Epoch: p.Epoch}
+}
+
+// appendHistory appends the result of a history read: the channel's epoch
+// and offset, recovered when since was asked, and the stored message
+// pushes as they are, oldest first.
+func appendHistory(dst []byte, res history.Result, since bool) []byte {
+	dst = append(dst, `{"epoch":`...)
+	dst = protocol.AppendString(dst, res.Position.Epoch)
+	dst = append(dst, `,"offset":`...)
+	dst = strconv.AppendUint(dst, res.Position.Offset, 10)
+	if since {
+		dst = append(dst, `,"recovered":`...)
+		dst = strconv.AppendBool(dst, res.Recovered)
+	}
+	dst = append(dst, `,"messages":[`...)
+	for i, m := range res.Messages {
+		if i > 0 {
+			dst = append(dst, ',')
+		}
+		dst = append(dst, m...)
+	}
+	return append(dst, "]}"...)
 }
 
 func (c *client) reply(cmd protocol.Command, v any) {
 	c.enqueueReply(protocol.AppendReplyValue(nil, cmd.ID, cmd.HasID, v))
 }
 
+// subscribe subscribes c to a channel. With since it recovers: the reply
+// says whether every message after since is still in history, and if so
+// they follow the reply, before any newer message. With last the last
+// messages follow the reply.
 func (c *client) subscribe(cmd protocol.Command) *protocol.Error {
+	ns, perr := c.permit(permRead, cmd.Channel)
+	if perr != nil {
+		return perr
+	}
 	reg := c.srv.reg
 	already, n := reg.subscribed(c, cmd.Channel)
 	if already {
@@ -136,30 +200,51 @@ func (c *client) subscribe(cmd protocol.Command) *protocol.Error {
 		if err != nil {
 			return c.fail("subscribe", err)
 		}
-		c.reply(cmd, subscribeResult{cmd.Channel, pos.Offset, pos.Epoch})
+		c.reply(cmd, subscribeResult{Channel: cmd.Channel, Offset: pos.Offset, Epoch: pos.Epoch})
 		return nil
 	}
 	if n >= c.srv.cfg.MaxSubscriptions {
 		return protocol.Errorf(protocol.CodeTooManyRequests, "subscription limit reached: %d channels per connection", c.srv.cfg.MaxSubscriptions)
 	}
+	var q *history.Query
+	switch {
+	case cmd.Since != nil:
+		q = &history.Query{Since: positionOf(cmd.Since)}
+	case cmd.Last > 0:
+		q = &history.Query{Limit: cmd.Last}
+	}
+	// Join first: a client that has its subscribe reply is in presence.
+	if ns.Presence {
+		if err := c.srv.broker.Join(c.ctx, cmd.Channel, c.info, ns.JoinLeave); err != nil {
+			return c.fail("subscribe", err)
+		}
+	}
 	added := false
-	err := c.srv.broker.Subscribe(c.ctx, cmd.Channel, nil, func(res history.Result) {
-		pos := res.Position
+	err := c.srv.broker.Subscribe(c.ctx, cmd.Channel, q, func(res history.Result) {
 		// Runs while no publication on the channel is in flight: the reply
-		// goes out before any message after pos.
-		if added = reg.addSub(c, cmd.Channel); added {
-			c.reply(cmd, subscribeResult{cmd.Channel, pos.Offset, pos.Epoch})
+		// and the history go out before any message after res.Position.
+		if added = reg.addSub(c, cmd.Channel); !added {
+			return
+		}
+		r := subscribeResult{Channel: cmd.Channel, Offset: res.Position.Offset, Epoch: res.Position.Epoch}
+		if cmd.Since != nil {
+			r.Recovered = &res.Recovered
+		}
+		c.reply(cmd, r)
+		if cmd.Last > 0 || res.Recovered {
+			for _, m := range res.Messages {
+				c.enqueueReply(m)
+			}
 		}
 	})
-	if err != nil {
+	switch {
+	case err != nil:
+		if ns.Presence {
+			c.srv.leave(cmd.Channel, c.info, ns)
+		}
 		return c.fail("subscribe", err)
-	}
-	if !added { // the connection closed meanwhile
+	case !added: // the connection closed meanwhile
 		c.srv.unsubscribeBroker(cmd.Channel, c.info)
-		return nil
-	}
-	if err := c.srv.broker.Join(c.ctx, cmd.Channel, c.info, c.srv.cfg.JoinLeave); err != nil {
-		c.srv.log.Warn("presence join failed", "channel", cmd.Channel, "err", err)
 	}
 	return nil
 }
@@ -190,13 +275,23 @@ func (s *Server) internal(op string, err error) *protocol.Error {
 // unsubscribeBroker tells the broker that one local subscriber of channel
 // left. It must not depend on the client's context, which may have ended.
 func (s *Server) unsubscribeBroker(channel string, info protocol.ClientInfo) {
+	if ns, err := s.ns.of(channel); err == nil && ns.Presence {
+		s.leave(channel, info, ns)
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.WriteTimeout)
 	defer cancel()
-	if err := s.broker.Leave(ctx, channel, info, s.cfg.JoinLeave); err != nil {
-		s.log.Warn("presence leave failed", "channel", channel, "err", err)
-	}
 	if err := s.broker.Unsubscribe(ctx, channel); err != nil {
 		s.log.Warn("broker unsubscribe failed", "channel", channel, "err", err)
+	}
+}
+
+// leave takes a client out of channel's presence. It must not depend on
+// the client's context, which may have ended.
+func (s *Server) leave(channel string, info protocol.ClientInfo, ns *Namespace) {
+	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.WriteTimeout)
+	defer cancel()
+	if err := s.broker.Leave(ctx, channel, info, ns.JoinLeave); err != nil {
+		s.log.Warn("presence leave failed", "channel", channel, "err", err)
 	}
 }
 

@@ -45,6 +45,9 @@ func (q *cmdQueue) idle() bool {
 // command runs or queues one decoded command. It is called on the
 // transport's goroutine, in the connection's command order.
 func (c *client) command(cmd protocol.Command, perr *protocol.Error) {
+	if perr == nil {
+		perr = c.limit()
+	}
 	if c.srv.inline && c.q.idle() && (perr != nil || c.gateOpen(cmd)) {
 		c.run(cmd, perr)
 		return

@@ -88,6 +88,15 @@ func (n *namespaces) limits(channel string) history.Limits {
 	return history.Limits{Size: ns.HistorySize, TTL: ns.HistoryTTL}
 }
 
+// NewNamespace returns a namespace called name with the options of the
+// channels without ":", as a [[hub.namespaces]] table that sets only its
+// name gets them.
+func (c *Config) NewNamespace(name string) Namespace {
+	ns := c.defaultNamespace()
+	ns.Name = name
+	return ns
+}
+
 // defaultNamespace is the namespace of channels without ":".
 func (c *Config) defaultNamespace() Namespace {
 	return Namespace{

@@ -60,6 +60,7 @@ type Server struct {
 
 	inline bool       // the broker never blocks: commands may run on the event loop
 	ns     namespaces // channel options by namespace
+	access access     // origins, tokens, rate limits
 
 	served   atomic.Bool
 	notReady atomic.Bool   // /readyz answers 503: set when shutdown starts
@@ -107,6 +108,11 @@ func New(cfg Config, opts Options) (*Server, error) {
 	s.cut = make(chan struct{})
 	s.done = make(chan struct{})
 	s.ns = newNamespaces(&s.cfg)
+	acc, err := newAccess(&s.cfg)
+	if err != nil {
+		return nil, err
+	}
+	s.access = acc
 	if opts.Broker != nil {
 		b, err := opts.Broker(s)
 		if err != nil {
@@ -289,19 +295,29 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusServiceUnavailable, protocol.Errorf(protocol.CodeInternal, "hub is shutting down"))
 		return
 	}
+	claims, ok := s.admit(w, r)
+	if !ok {
+		s.conns.Done()
+		return // admit has answered
+	}
 	conn, err := s.layer.Upgrade(w, r, wsloop.Options{Joined: r.URL.Query().Get("frames") == "joined"})
 	if err != nil {
 		s.conns.Done()
 		return // upgradeError has answered
 	}
+	user := "anon-" + randomHex(4)
+	if claims != nil {
+		user = claims.User
+	}
 	c := &client{
 		srv:    s,
 		conn:   conn,
-		info:   protocol.ClientInfo{Client: randomHex(8), User: "anon-" + randomHex(4)},
+		info:   protocol.ClientInfo{Client: randomHex(8), User: user},
 		remote: r.RemoteAddr,
 		subs:   make(map[string]*channel),
 	}
 	c.ctx, c.cancel = context.WithCancel(context.Background())
+	c.startSession(claims)
 	s.startClient(c)
 	conn.Start(c)
 }

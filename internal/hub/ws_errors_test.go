@@ -71,27 +71,34 @@ func TestBadCommands(t *testing.T) {
 	}
 }
 
+// TestChannelNames checks which names are valid. Valid private names
+// (with "#") are forbidden to an anonymous client: it is none of the users
+// they list (auth_test.go covers their users).
 func TestChannelNames(t *testing.T) {
-	h := hubtest.Start(t, nil)
+	const all = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.:@/-"
+	h := hubtest.Start(t, func(c *hub.Config) {
+		c.Namespaces = append(c.Namespaces, c.NewNamespace(strings.Split(all, ":")[0]))
+	})
 	c := h.Dial(t)
 	tests := []struct {
-		name    string
-		channel string
-		valid   bool
+		name      string
+		channel   string
+		valid     bool
+		forbidden bool
 	}{
-		{"every allowed byte", "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.:@#/-", true},
-		{"one byte", "x", true},
-		{"255 bytes", strings.Repeat("x", 255), true},
-		{"private channel", "dm#alice,bob", true},
-		{"commas after the last hash", "a#b#c,d,e", true},
-		{"comma right after hash", "#,", true},
-		{"comma before the hash", "dm,x#alice", false},
-		{"comma between hashes", "a#b,c#d", false},
-		{"comma without hash", "alice,bob", false},
-		{"256 bytes", strings.Repeat("x", 256), false},
-		{"tab", "a\tb", false},
-		{"star", "a*", false},
-		{"plus", "a+b", false},
+		{"every allowed byte", all, true, false},
+		{"one byte", "x", true, false},
+		{"255 bytes", strings.Repeat("x", 255), true, false},
+		{"private channel", "dm#alice,bob", true, true},
+		{"commas after the last hash", "a#b#c,d,e", true, true},
+		{"comma right after hash", "#,", true, true},
+		{"comma before the hash", "dm,x#alice", false, false},
+		{"comma between hashes", "a#b,c#d", false, false},
+		{"comma without hash", "alice,bob", false, false},
+		{"256 bytes", strings.Repeat("x", 256), false, false},
+		{"tab", "a\tb", false, false},
+		{"star", "a*", false, false},
+		{"plus", "a+b", false, false},
 	}
 	for i, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -99,6 +106,12 @@ func TestChannelNames(t *testing.T) {
 			if !tc.valid {
 				if e, _ := reply["error"].(map[string]any); e["code"] != "bad_request" || !strings.HasPrefix(fmt.Sprint(e["message"]), "channel: ") {
 					t.Fatalf("subscribe %q = %v, want bad_request about the channel", tc.channel, reply)
+				}
+				return
+			}
+			if tc.forbidden {
+				if e, _ := reply["error"].(map[string]any); e["code"] != "forbidden" {
+					t.Fatalf("subscribe %q = %v, want forbidden", tc.channel, reply)
 				}
 				return
 			}

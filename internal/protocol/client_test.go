@@ -127,7 +127,10 @@ func TestAppendCommandDecodesOnTheHub(t *testing.T) {
 		want Command
 	}{
 		{"subscribe", ClientCommand{ID: 1, Op: OpSubscribe, Channel: "room"}, Command{ID: 1, HasID: true, Op: OpSubscribe, Channel: "room"}},
-		{"subscribe since", ClientCommand{ID: 2, Op: OpSubscribe, Channel: "room", Since: &StreamPos{Offset: 4, Epoch: "e"}}, Command{ID: 2, HasID: true, Op: OpSubscribe, Channel: "room"}},
+		{"subscribe since", ClientCommand{ID: 2, Op: OpSubscribe, Channel: "room", Since: &StreamPos{Offset: 4, Epoch: "e"}}, Command{ID: 2, HasID: true, Op: OpSubscribe, Channel: "room", Since: &StreamPos{Offset: 4, Epoch: "e"}}},
+		{"subscribe last", ClientCommand{ID: 10, Op: OpSubscribe, Channel: "room", Last: 5}, Command{ID: 10, HasID: true, Op: OpSubscribe, Channel: "room", Last: 5}},
+		{"history", ClientCommand{ID: 11, Op: OpHistory, Channel: "room", Limit: 50, Since: &StreamPos{Offset: 1, Epoch: "ab"}}, Command{ID: 11, HasID: true, Op: OpHistory, Channel: "room", Limit: 50, Since: &StreamPos{Offset: 1, Epoch: "ab"}}},
+		{"refresh", ClientCommand{ID: 12, Op: OpRefresh, Token: "t.o.k"}, Command{ID: 12, HasID: true, Op: OpRefresh, Token: "t.o.k"}},
 		{"publish", ClientCommand{ID: 3, Op: OpPublish, Channel: "dm#a,b", Data: json.RawMessage(`{"x":[1,2]}`)}, Command{ID: 3, HasID: true, Op: OpPublish, Channel: "dm#a,b", Data: json.RawMessage(`{"x":[1,2]}`)}},
 		{"publish nil data is null", ClientCommand{ID: 4, Op: OpPublish, Channel: "c"}, Command{ID: 4, HasID: true, Op: OpPublish, Channel: "c", Data: json.RawMessage(`null`)}},
 		{"publish data with line breaks", ClientCommand{ID: 5, Op: OpPublish, Channel: "c", Data: json.RawMessage("{\n \"a\": 1\n}")}, Command{ID: 5, HasID: true, Op: OpPublish, Channel: "c", Data: json.RawMessage(`{"a":1}`)}},

@@ -16,7 +16,18 @@ const (
 	OpSend        = "send"
 	OpPresence    = "presence"
 	OpPing        = "ping"
+	OpHistory     = "history"
+	OpRefresh     = "refresh"
 )
+
+// Limits of command fields.
+const (
+	MaxEpochLen = 64       // the longest epoch a since may name
+	MaxTokenLen = 16 << 10 // the longest token a refresh may carry
+)
+
+// opList names the ops in error messages.
+const opList = "subscribe, unsubscribe, publish, send, presence, history, refresh, ping"
 
 // MaxUserLen is the longest user id a "send" may address.
 const MaxUserLen = 255
@@ -29,6 +40,10 @@ type Command struct {
 	Channel string          // subscribe, unsubscribe, publish, presence
 	To      string          // send: the addressed user id
 	Data    json.RawMessage // publish, send: compact JSON, never nil
+	Since   *StreamPos      // subscribe, history: the position after which to recover or read
+	Last    int             // subscribe: push the last Last messages first
+	Limit   int             // history: at most this many messages; 0 means all
+	Token   string          // refresh: the new token
 }
 
 // wireCommand is the JSON shape of a command before validation. Unknown
@@ -39,6 +54,10 @@ type wireCommand struct {
 	Channel string          `json:"channel"`
 	To      string          `json:"to"`
 	Data    json.RawMessage `json:"data"`
+	Since   *StreamPos      `json:"since"`
+	Last    *int            `json:"last"`
+	Limit   *int            `json:"limit"`
+	Token   *string         `json:"token"`
 }
 
 // ForEachCommand calls fn for each command in a client frame, in order. A
@@ -80,11 +99,50 @@ func DecodeCommand(b []byte) (Command, *Error) {
 	}
 	cmd.Op = w.Op
 	switch w.Op {
-	case OpSubscribe, OpUnsubscribe, OpPresence:
+	case OpSubscribe, OpHistory:
 		if e := checkChannel(w.Channel); e != nil {
 			return cmd, e
 		}
 		cmd.Channel = w.Channel
+		if e := checkSince(w.Since); e != nil {
+			return cmd, e
+		}
+		cmd.Since = w.Since
+		if w.Op == OpSubscribe {
+			if w.Limit != nil {
+				return cmd, Errorf(CodeBadRequest, "limit: a subscribe takes since or last, not limit")
+			}
+			n, e := count("last", w.Last)
+			if e != nil {
+				return cmd, e
+			}
+			if n > 0 && w.Since != nil {
+				return cmd, Errorf(CodeBadRequest, "last: a subscribe takes since or last, not both")
+			}
+			cmd.Last = n
+		} else {
+			if w.Last != nil {
+				return cmd, Errorf(CodeBadRequest, "last: a history takes limit, not last")
+			}
+			n, e := count("limit", w.Limit)
+			if e != nil {
+				return cmd, e
+			}
+			cmd.Limit = n
+		}
+	case OpUnsubscribe, OpPresence:
+		if e := checkChannel(w.Channel); e != nil {
+			return cmd, e
+		}
+		cmd.Channel = w.Channel
+	case OpRefresh:
+		if w.Token == nil || *w.Token == "" {
+			return cmd, Errorf(CodeBadRequest, "token: missing; a refresh carries the new token")
+		}
+		if len(*w.Token) > MaxTokenLen {
+			return cmd, Errorf(CodeBadRequest, "token: %d bytes, want at most %d", len(*w.Token), MaxTokenLen)
+		}
+		cmd.Token = *w.Token
 	case OpPublish:
 		if e := checkChannel(w.Channel); e != nil {
 			return cmd, e
@@ -105,11 +163,37 @@ func DecodeCommand(b []byte) (Command, *Error) {
 		cmd.Data = CompactData(w.Data)
 	case OpPing:
 	case "":
-		return cmd, Errorf(CodeBadRequest, "op: missing; want one of subscribe, unsubscribe, publish, send, presence, ping")
+		return cmd, Errorf(CodeBadRequest, "op: missing; want one of "+opList)
 	default:
-		return cmd, Errorf(CodeBadRequest, "op: unknown op %q; want one of subscribe, unsubscribe, publish, send, presence, ping", truncate(w.Op))
+		return cmd, Errorf(CodeBadRequest, "op: unknown op %q; want one of "+opList, truncate(w.Op))
 	}
 	return cmd, nil
+}
+
+// checkSince validates a since position: an epoch is required (a client
+// that never saw one has nothing to recover).
+func checkSince(p *StreamPos) *Error {
+	if p == nil {
+		return nil
+	}
+	if p.Epoch == "" || len(p.Epoch) > MaxEpochLen {
+		return Errorf(CodeBadRequest, "since.epoch: want the epoch of a subscribe reply or message (1 to %d bytes), got %q", MaxEpochLen, truncate(p.Epoch))
+	}
+	return nil
+}
+
+// maxCount bounds last and limit; history never holds more.
+const maxCount = 1 << 20
+
+// count validates an optional non-negative count field.
+func count(name string, v *int) (int, *Error) {
+	if v == nil {
+		return 0, nil
+	}
+	if *v < 0 || *v > maxCount {
+		return 0, Errorf(CodeBadRequest, "%s: want 0 to %d, got %d", name, maxCount, *v)
+	}
+	return *v, nil
 }
 
 func parseID(raw json.RawMessage, cmd *Command) *Error {

@@ -2,6 +2,7 @@ package protocol
 
 import (
 	"encoding/json"
+	"reflect"
 	"strings"
 	"testing"
 )
@@ -41,6 +42,22 @@ func TestDecodeCommand(t *testing.T) {
 		{name: "publish without data", in: `{"op":"publish","channel":"c"}`, wantCode: CodeBadRequest, wantMsg: "data: missing"},
 		{name: "send without to", in: `{"op":"send","data":1}`, wantCode: CodeBadRequest, wantMsg: "to: missing"},
 		{name: "send without data", in: `{"op":"send","to":"bob"}`, wantCode: CodeBadRequest, wantMsg: "data: missing"},
+
+		{name: "subscribe since", in: `{"op":"subscribe","channel":"c","since":{"offset":7,"epoch":"ab12"}}`, want: Command{Op: OpSubscribe, Channel: "c", Since: &StreamPos{Offset: 7, Epoch: "ab12"}}},
+		{name: "subscribe last", in: `{"op":"subscribe","channel":"c","last":10}`, want: Command{Op: OpSubscribe, Channel: "c", Last: 10}},
+		{name: "history", in: `{"op":"history","channel":"c","limit":50}`, want: Command{Op: OpHistory, Channel: "c", Limit: 50}},
+		{name: "history since", in: `{"op":"history","channel":"c","since":{"offset":0,"epoch":"e"}}`, want: Command{Op: OpHistory, Channel: "c", Since: &StreamPos{Epoch: "e"}}},
+		{name: "refresh", in: `{"op":"refresh","token":"a.b.c"}`, want: Command{Op: OpRefresh, Token: "a.b.c"}},
+		{name: "since and last", in: `{"op":"subscribe","channel":"c","last":1,"since":{"offset":1,"epoch":"e"}}`, wantCode: CodeBadRequest, wantMsg: "since or last, not both"},
+		{name: "since without epoch", in: `{"op":"subscribe","channel":"c","since":{"offset":1}}`, wantCode: CodeBadRequest, wantMsg: "since.epoch"},
+		{name: "since negative offset", in: `{"op":"subscribe","channel":"c","since":{"offset":-1,"epoch":"e"}}`, wantCode: CodeBadRequest, wantMsg: "offset"},
+		{name: "since not an object", in: `{"op":"subscribe","channel":"c","since":5}`, wantCode: CodeBadRequest, wantMsg: "since"},
+		{name: "negative last", in: `{"op":"subscribe","channel":"c","last":-1}`, wantCode: CodeBadRequest, wantMsg: "last: want 0 to"},
+		{name: "huge limit", in: `{"op":"history","channel":"c","limit":99999999}`, wantCode: CodeBadRequest, wantMsg: "limit: want 0 to"},
+		{name: "limit on subscribe", in: `{"op":"subscribe","channel":"c","limit":5}`, wantCode: CodeBadRequest, wantMsg: "not limit"},
+		{name: "last on history", in: `{"op":"history","channel":"c","last":5}`, wantCode: CodeBadRequest, wantMsg: "not last"},
+		{name: "refresh without token", in: `{"op":"refresh"}`, wantCode: CodeBadRequest, wantMsg: "token: missing"},
+		{name: "refresh huge token", in: `{"op":"refresh","token":"` + strings.Repeat("t", MaxTokenLen+1) + `"}`, wantCode: CodeBadRequest, wantMsg: "token: 16385 bytes"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -60,7 +77,8 @@ func TestDecodeCommand(t *testing.T) {
 			if err != nil {
 				t.Fatalf("DecodeCommand(%s): %v", tc.in, err)
 			}
-			if got.ID != tc.want.ID || got.HasID != tc.want.HasID || got.Op != tc.want.Op || got.Channel != tc.want.Channel || got.To != tc.want.To || string(got.Data) != string(tc.want.Data) {
+			if got.ID != tc.want.ID || got.HasID != tc.want.HasID || got.Op != tc.want.Op || got.Channel != tc.want.Channel || got.To != tc.want.To || string(got.Data) != string(tc.want.Data) ||
+				!reflect.DeepEqual(got.Since, tc.want.Since) || got.Last != tc.want.Last || got.Limit != tc.want.Limit || got.Token != tc.want.Token {
 				t.Fatalf("DecodeCommand(%s) = %+v, want %+v", tc.in, got, tc.want)
 			}
 		})

@@ -62,6 +62,8 @@ var (
 	DisconnectTooLarge     = Disconnect{Code: "too_large", Reason: "message exceeds the maximum size", CloseStatus: CloseTooBig}
 	DisconnectPolicy       = Disconnect{Code: "policy", Reason: "disconnected by policy", CloseStatus: ClosePolicy}
 	DisconnectKicked       = Disconnect{Code: "policy", Reason: "disconnected by the server API", CloseStatus: ClosePolicy}
+	DisconnectAbuse        = Disconnect{Code: "policy", Reason: "too many commands refused (hub.command_rate)", CloseStatus: ClosePolicy}
+	DisconnectTokenExpired = Disconnect{Code: "token_expired", Reason: "the token expired; connect again with a new one, or send refresh before it expires", CloseStatus: ClosePolicy}
 	DisconnectBadFrame     = Disconnect{Code: "bad_request", Reason: "binary frames are not supported; send text frames of JSON", CloseStatus: CloseInvalidData}
 	DisconnectProtocol     = Disconnect{Code: "bad_request", Reason: "websocket protocol error", CloseStatus: CloseProtocolError}
 	DisconnectBadUTF8      = Disconnect{Code: "bad_request", Reason: "text frame is not valid UTF-8", CloseStatus: CloseInvalidData}
