@@ -133,7 +133,7 @@ func TestNetUsageErrors(t *testing.T) {
 		{"cert without tls", []string{"tcp", "serve", "--cert", "c.pem", "--key", "k.pem"}, `netkit tcp serve: --cert and --key need --tls (see 'netkit tcp serve --help')`},
 		{"cert without key", []string{"tcp", "serve", "--tls", "--cert", "c.pem"}, `netkit tcp serve: --cert and --key go together; give neither for a self-signed certificate (see 'netkit tcp serve --help')`},
 		{"chat queue without unit", []string{"tcp", "serve", "--chat-queue", "65536"}, `netkit tcp serve: --chat-queue "65536": want a size from 1KiB to 1GiB like 64KiB (see 'netkit tcp serve --help')`},
-		{"chat queue max below", []string{"tcp", "serve", "--chat-queue", "1MiB", "--chat-queue-max", "512KiB"}, `netkit tcp serve: --chat-queue-max "512KiB": want a size over --chat-queue (1MiB) and at most 1GiB, like 1MiB (see 'netkit tcp serve --help')`},
+		{"chat queue max below", []string{"tcp", "serve", "--chat-queue", "1MiB", "--chat-queue-max", "512KiB"}, `netkit tcp serve: --chat-queue-max "512KiB": want at least --chat-queue (1MiB) plus 34KiB, and at most 1GiB, like 1MiB (see 'netkit tcp serve --help')`},
 		{"chat stall zero", []string{"tcp", "serve", "--chat-stall", "0s"}, `netkit tcp serve: --chat-stall 0s: want a positive duration like 10s (see 'netkit tcp serve --help')`},
 		{"insecure without tls", []string{"tcp", "dial", "a:1", "--insecure"}, `netkit tcp dial: --insecure and --ca need --tls (see 'netkit tcp dial --help')`},
 		{"insecure and ca", []string{"tcp", "dial", "a:1", "--tls", "--insecure", "--ca", "x"}, `netkit tcp dial: --insecure and --ca don't go together (see 'netkit tcp dial --help')`},

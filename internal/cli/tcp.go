@@ -79,7 +79,7 @@ paste into a slow terminal). A client whose queue stays over --chat-queue
 for --chat-stall is not reading and is dropped, and senders go on at full
 speed; one whose queue would pass --chat-queue-max is dropped at once.
 Queues count each line plus 32 bytes, so a client holds at most
---chat-queue-max queued and 64KiB being written.
+--chat-queue-max queued and 80KiB being written.
 
 --allow and --deny take comma-separated addresses or CIDR prefixes;
 --deny wins. A refused client, or one over --max-conns, is closed at once.
@@ -137,7 +137,7 @@ fingerprint is printed. Connections and refusals are logged to stderr.`,
 	fs.IntVar(&c.MaxConns, "max-conns", 0, "clients served at once, more are closed at once; 0 means no limit")
 	fs.DurationVar(&c.IdleTimeout, "idle-timeout", 0, "close a client that sends nothing this long; 0 means never")
 	fs.StringVar(&chatQueue, "chat-queue", chatQueue, "chat: queued `size` for a client above which the senders that filled it are slowed")
-	fs.StringVar(&chatQueueMax, "chat-queue-max", chatQueueMax, "chat: queued `size` that drops a client at once; more than --chat-queue")
+	fs.StringVar(&chatQueueMax, "chat-queue-max", chatQueueMax, "chat: queued `size` that drops a client at once; at least --chat-queue plus 34KiB")
 	fs.DurationVar(&c.ChatStallTimeout, "chat-stall", tcp.DefaultChatStallTimeout, "chat: drop a client whose queue stays over --chat-queue this long")
 	fs.StringVar(&allow, "allow", "", "serve only clients in these comma-separated `CIDRs` or addresses")
 	fs.StringVar(&deny, "deny", "", "refuse clients in these comma-separated `CIDRs` or addresses; wins over --allow")
@@ -154,8 +154,9 @@ func chatLimits(c *tcp.Config, soft, hard string) error {
 		return &usageError{fmt.Errorf("--chat-queue %q: want a size from 1KiB to 1GiB like 64KiB", soft)}
 	}
 	h, err := config.ParseSize(hard)
-	if err != nil || h <= s || h > 1<<30 {
-		return &usageError{fmt.Errorf("--chat-queue-max %q: want a size over --chat-queue (%s) and at most 1GiB, like 1MiB", hard, soft)}
+	if err != nil || h < s+tcp.MinChatHeadroom || h > 1<<30 {
+		return &usageError{fmt.Errorf("--chat-queue-max %q: want at least --chat-queue (%s) plus %s, and at most 1GiB, like 1MiB",
+			hard, soft, config.FormatSize(tcp.MinChatHeadroom))}
 	}
 	c.ChatSoftLimit, c.ChatHardLimit = int(s), int(h)
 	return nil

@@ -30,6 +30,9 @@ const (
 	DefaultChatSoftLimit = 64 << 10
 	// DefaultChatHardLimit is the queued bytes that drop a client at once.
 	DefaultChatHardLimit = 1 << 20
+	// MinChatHeadroom is the least room between the soft and the hard
+	// limit: two of the longest lines.
+	MinChatHeadroom = 2 * (maxLine + 1024)
 	// DefaultChatStallTimeout is how long a queue may stay over the soft
 	// limit before its client is dropped as not reading.
 	DefaultChatStallTimeout = 10 * time.Second

@@ -220,3 +220,71 @@ func TestChatHelpWho(t *testing.T) {
 		t.Errorf("b got %q, want %q (commands must not be broadcast)", line, want)
 	}
 }
+
+// TestChatHardLimit has 16 clients send a 15 KiB line each, one after
+// the other, to a client that never reads. Each sender stops after its
+// line, waiting for the stuck client's queue, but together they pass its
+// hard limit: it is dropped at once, without waiting for the stall
+// timeout. Every other client reads each line before the next is sent, so
+// that no queue but the stuck one's holds more than one line.
+func TestChatHardLimit(t *testing.T) {
+	const senders = 16
+	addr := start(t, "127.0.0.1", Config{
+		Mode:          ModeChat,
+		ChatSoftLimit: 1 << 10,
+		ChatHardLimit: 64 << 10,
+		SendBuffer:    4096,
+	})
+	stuck, _ := joinChat(t, addr, 4096, false)
+	leftLine := fmt.Sprintf("*** %s left (dropped: too slow, queue over 64KiB)", stuck.LocalAddr())
+	_, watcher := joinChat(t, addr, 0, false)
+	var conns []net.Conn
+	var readers []*lineReader
+	for range senders {
+		c, r := joinChat(t, addr, 0, false)
+		conns = append(conns, c)
+		readers = append(readers, r)
+	}
+	// Each sender reads the others' lines, a token each on got, until its
+	// connection closes at the end of the test.
+	got := make(chan struct{}, senders*senders)
+	var wg sync.WaitGroup
+	t.Cleanup(wg.Wait)
+	for i, r := range readers {
+		t.Cleanup(func() { conns[i].Close() })
+		wg.Go(func() {
+			r.until(time.Hour, func(l string) bool {
+				if strings.HasPrefix(l, "<") {
+					got <- struct{}{}
+				}
+				return false
+			})
+		})
+	}
+	line := strings.Repeat("y", 15<<10) + "\n"
+	sawLeft := false
+	for _, c := range conns {
+		if _, err := io.WriteString(c, line); err != nil {
+			t.Fatal(err)
+		}
+		from := "<" + c.LocalAddr().String() + "> yyy"
+		if _, err := watcher.until(time.Minute, func(l string) bool {
+			sawLeft = sawLeft || l == leftLine
+			return strings.HasPrefix(l, from)
+		}); err != nil {
+			t.Fatalf("waiting for the line of %s: %v", c.LocalAddr(), err)
+		}
+		for range senders - 1 {
+			select {
+			case <-got:
+			case <-time.After(time.Minute):
+				t.Fatalf("the senders stopped getting the line of %s", c.LocalAddr())
+			}
+		}
+	}
+	if !sawLeft {
+		if _, err := watcher.until(time.Minute, func(l string) bool { return l == leftLine }); err != nil {
+			t.Fatalf("waiting for %q: %v", leftLine, err)
+		}
+	}
+}

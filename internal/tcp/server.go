@@ -31,8 +31,9 @@ type Config struct {
 	// DefaultChatSoftLimit (64 KiB).
 	ChatSoftLimit int
 	// ChatHardLimit is the bytes queued for a chat client that drop it at
-	// once; it must exceed ChatSoftLimit. 0 means DefaultChatHardLimit
-	// (1 MiB), or twice ChatSoftLimit if that is larger.
+	// once. 0 means DefaultChatHardLimit (1 MiB); anything under
+	// ChatSoftLimit + MinChatHeadroom is raised to that, so that a line
+	// over the soft limit always fits.
 	ChatHardLimit int
 	// ChatStallTimeout is how long a chat client's queue may stay over
 	// ChatSoftLimit before it is dropped as not reading. 0 means
@@ -68,9 +69,9 @@ func NewServer(cfg Config) *Server {
 		cfg.ChatSoftLimit = DefaultChatSoftLimit
 	}
 	if cfg.ChatHardLimit <= 0 {
-		cfg.ChatHardLimit = max(DefaultChatHardLimit, 2*cfg.ChatSoftLimit)
+		cfg.ChatHardLimit = DefaultChatHardLimit
 	}
-	cfg.ChatHardLimit = max(cfg.ChatHardLimit, cfg.ChatSoftLimit+1)
+	cfg.ChatHardLimit = max(cfg.ChatHardLimit, cfg.ChatSoftLimit+MinChatHeadroom)
 	if cfg.ChatStallTimeout <= 0 {
 		cfg.ChatStallTimeout = DefaultChatStallTimeout
 	}
