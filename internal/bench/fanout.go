@@ -7,6 +7,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/gorilla/websocket"
 )
 
 // FanoutConfig is the fanout scenario: Subscribers connections on one
@@ -88,10 +90,13 @@ func (c *FanoutConfig) settings() map[string]any {
 	}
 }
 
-// fanout is one run of the fanout scenario.
+// fanout is one run of the fanout scenario, or of a scenario built on it
+// (backpressure).
 type fanout struct {
-	cfg *FanoutConfig
-	r   *runner
+	cfg   *FanoutConfig
+	r     *runner
+	label string // the scenario's name in progress lines
+	limit uint64 // messages each publisher sends at most; 0 means no limit
 
 	subs []*subscriber // index i set by the goroutine that opened it; nil if it failed
 	pubs []*publisher
@@ -104,6 +109,18 @@ type fanout struct {
 	dropped   atomic.Int64
 	closing   atomic.Bool // connections are being closed on purpose
 	readers   sync.WaitGroup
+
+	// stuck are subscribers that never read (backpressure), set before
+	// publishing; stuckIDs maps their client ids to their index, for the
+	// leave pushes that the readers see.
+	stuck    []*stuckSub
+	stuckIDs atomic.Pointer[map[string]int]
+}
+
+// stuckSub is a subscriber that never reads while the scenario runs.
+type stuckSub struct {
+	c    *conn
+	left atomic.Int64 // Unix ns of the first leave push about it a reader saw; 0 if none
 }
 
 // subscriber is one subscribed connection.
@@ -112,6 +129,11 @@ type subscriber struct {
 	seqs   []seqTracker  // by publisher id - 1; owned by the reader until it returns
 	unique atomic.Uint64 // distinct messages received, for the drain
 	alive  atomic.Bool
+
+	// Owned by the reader until it returns: why and when the server ended
+	// the connection, if it did while the scenario ran.
+	dropCode string
+	dropped  time.Time
 }
 
 // publisher is one publishing connection.
@@ -130,7 +152,7 @@ type publisher struct {
 }
 
 func (c *FanoutConfig) run(ctx context.Context, r *runner) error {
-	f := &fanout{cfg: c, r: r}
+	f := &fanout{cfg: c, r: r, label: "fanout"}
 	defer f.readers.Wait()
 	if err := f.connect(ctx); err != nil {
 		f.closeAll()
@@ -163,7 +185,7 @@ func (f *fanout) connect(ctx context.Context) error {
 	f.subs = make([]*subscriber, c.Subscribers)
 	f.pubs = make([]*publisher, c.Publishers)
 	r.setStatus(func() string {
-		return fmt.Sprintf("fanout: %s of %s connections open, %s errors",
+		return fmt.Sprintf("%s: %s of %s connections open, %s errors", f.label,
 			count(uint64(st.opened.Load())), count(uint64(c.connections())), count(uint64(st.failed.Load())))
 	})
 	start := time.Now()
@@ -212,7 +234,7 @@ func (f *fanout) connect(ctx context.Context) error {
 // settleMax), so that what subscribing caused (join pushes, with netkit's
 // defaults: one per subscriber pair) is not measured with the messages.
 func (f *fanout) settle(ctx context.Context) {
-	f.r.setStatus(func() string { return "fanout: waiting for the server to settle" })
+	f.r.setStatus(func() string { return f.label + ": waiting for the server to settle" })
 	deadline := time.Now().Add(settleMax)
 	last, quiet := f.frames.Load(), 0
 	for quiet < 2 && time.Now().Before(deadline) && sleepCtx(ctx, settleQuiet/2) {
@@ -240,6 +262,10 @@ func (f *fanout) readSubscriber(s *subscriber) {
 		if err != nil {
 			if !f.closing.Load() {
 				f.dropped.Add(1)
+				s.dropped = time.Now()
+				if s.dropCode == "" {
+					s.dropCode = closeCode(err)
+				}
 			}
 			return
 		}
@@ -247,7 +273,17 @@ func (f *fanout) readSubscriber(s *subscriber) {
 		now := time.Now().UnixNano() // one clock read for the whole frame
 		var n, uniq uint64
 		for _, ev := range evs {
-			if ev.Kind != EventPublication {
+			switch ev.Kind {
+			case EventPublication:
+			case EventDisconnect:
+				if s.dropCode == "" {
+					s.dropCode = disconnectCode(ev.Text)
+				}
+				continue
+			case EventLeave:
+				f.sawLeave(ev.Client, now)
+				continue
+			default:
 				continue
 			}
 			p, seq, ts, ok := parsePayload(ev.Data)
@@ -267,6 +303,27 @@ func (f *fanout) readSubscriber(s *subscriber) {
 			s.unique.Add(uniq)
 		}
 	}
+}
+
+// sawLeave notes the first leave push about a stuck subscriber.
+func (f *fanout) sawLeave(client []byte, now int64) {
+	ids := f.stuckIDs.Load()
+	if ids == nil || len(client) == 0 {
+		return
+	}
+	if i, ok := (*ids)[string(client)]; ok {
+		f.stuck[i].left.CompareAndSwap(0, now)
+	}
+}
+
+// closeCode names how a connection ended: "close 1008" for a close frame
+// with a status, else "connection error".
+func closeCode(err error) string {
+	var ce *websocket.CloseError
+	if errors.As(err, &ce) {
+		return fmt.Sprintf("close %d", ce.Code)
+	}
+	return "connection error"
 }
 
 // readReplies reads a publisher's replies, freeing a window slot for each.
@@ -314,8 +371,8 @@ func (f *fanout) publishFor(ctx context.Context, start time.Time) {
 	f.r.setStatus(func() string {
 		now, pub, del := time.Now(), f.published.Load(), f.delivered.Load()
 		dt := now.Sub(prevT).Seconds()
-		s := fmt.Sprintf("fanout %.0fs: %s published (%s/s), %s delivered (%s/s)",
-			now.Sub(start).Seconds(), count(pub), count(uint64(float64(pub-prev)/dt)),
+		s := fmt.Sprintf("%s %.0fs: %s published (%s/s), %s delivered (%s/s)",
+			f.label, now.Sub(start).Seconds(), count(pub), count(uint64(float64(pub-prev)/dt)),
 			count(del), count(uint64(float64(del-prevDelivered)/dt)))
 		prev, prevDelivered, prevT = pub, del, now
 		return s
@@ -347,6 +404,9 @@ func (f *fanout) publish(ctx context.Context, p *publisher, rate float64, start 
 		interval = float64(time.Second) / rate
 	}
 	for seq := uint64(1); ctx.Err() == nil; seq++ {
+		if f.limit > 0 && seq > f.limit {
+			return nil
+		}
 		if interval > 0 {
 			due := start.Add(time.Duration(float64(seq-1) * interval))
 			if wait := time.Until(due); wait > pacingSlack && !sleepCtx(ctx, wait) {
@@ -375,7 +435,7 @@ func (f *fanout) publish(ctx context.Context, p *publisher, rate float64, start 
 // has every message, or until the deadline.
 func (f *fanout) drain(ctx context.Context, deadline time.Time) {
 	f.r.setStatus(func() string {
-		return fmt.Sprintf("fanout: draining, %s delivered", count(f.delivered.Load()))
+		return fmt.Sprintf("%s: draining, %s delivered", f.label, count(f.delivered.Load()))
 	})
 	const poll = 5 * time.Millisecond
 	for !f.answered() {
@@ -447,6 +507,9 @@ func (f *fanout) closeAll() {
 		if p != nil {
 			conns = append(conns, p.c)
 		}
+	}
+	for _, s := range f.stuck {
+		conns = append(conns, s.c)
 	}
 	closeConns(conns, f.r.cfg.Concurrency)
 }
