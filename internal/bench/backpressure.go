@@ -1,6 +1,7 @@
 package bench
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -231,6 +232,10 @@ func (f *fanout) backpressureReport(t0 time.Time, stuck []stuckEnd) {
 	p := f.pubs[0]
 	expected := p.sent.Load() - p.errors.Load()
 	b := &BackpressureReport{Acknowledged: p.acked.Load(), Expected: expected, DropCodes: map[string]int{}}
+	if !p.dropped.IsZero() {
+		b.PublisherDropped = cmp.Or(p.dropCode, "connection error")
+		b.PublisherDroppedAfter = p.dropped.Sub(t0).Seconds()
+	}
 	var delivered []uint64
 	for _, s := range f.subs {
 		if s == nil {
@@ -238,10 +243,7 @@ func (f *fanout) backpressureReport(t0 time.Time, stuck []stuckEnd) {
 		}
 		r := ReaderReport{Delivered: s.unique.Load(), Lost: s.seqs[0].lost(p.sent.Load(), p.refused)}
 		if !s.dropped.IsZero() {
-			r.Dropped = s.dropCode
-			if r.Dropped == "" {
-				r.Dropped = "connection error"
-			}
+			r.Dropped = cmp.Or(s.dropCode, "connection error")
 			r.DroppedAfter = s.dropped.Sub(t0).Seconds()
 			b.Dropped++
 			b.DropCodes[r.Dropped]++

@@ -370,7 +370,10 @@ func TestBackpressureRoomy(t *testing.T) {
 // counted once each, by code.
 func TestBackpressureDrops(t *testing.T) {
 	checkGoroutines(t)
-	h := hubtest.Start(t, func(c *hub.Config) { c.QueueMessages, c.QueueBytes = 64, 64<<10 })
+	// 64 KiB holds 64 of these messages but some 2,000 publish replies, so
+	// that the publisher, whose replies the generator reads, is not dropped
+	// first.
+	h := hubtest.Start(t, func(c *hub.Config) { c.QueueMessages, c.QueueBytes = 4096, 64<<10 })
 	bc := bench.DefaultBackpressure()
 	// 3 MB for the stuck one, far more than its socket buffers and queue.
 	bc.Subscribers, bc.Stuck, bc.Count, bc.Size, bc.Duration, bc.Drain = 5, 1, 3000, 1000, time.Minute, 5*time.Second
@@ -380,8 +383,10 @@ func TestBackpressureDrops(t *testing.T) {
 		t.Fatalf("Run: %v", err)
 	}
 	b := rep.Backpressure
-	if rep.Published != 3000 || b.Expected != rep.Published-rep.PublishErrors {
-		t.Fatalf("published %d with %d errors, expected %d per reader", rep.Published, rep.PublishErrors, b.Expected)
+	pubDropped := b.PublisherDropped != ""
+	if (rep.Published != 3000 && !pubDropped) || b.Expected != rep.Published-rep.PublishErrors {
+		t.Fatalf("published %d with %d errors (publisher dropped: %q), expected %d per reader",
+			rep.Published, rep.PublishErrors, b.PublisherDropped, b.Expected)
 	}
 	var delivered, lost uint64
 	dropped := 0
@@ -402,15 +407,28 @@ func TestBackpressureDrops(t *testing.T) {
 	for _, n := range b.DropCodes {
 		codes += n
 	}
-	if len(b.Readers) != 5 || b.Dropped != dropped || codes != dropped || rep.Connect.Dropped != dropped {
+	if len(b.Readers) != 5 || b.Dropped != dropped || codes != dropped || rep.Connect.Dropped != dropped+btoi(pubDropped) {
 		t.Errorf("%d readers, %d dropped, by code %v, connect dropped %d; want 5 readers, %d dropped", len(b.Readers), b.Dropped, b.DropCodes, rep.Connect.Dropped, dropped)
 	}
 	if delivered != rep.Delivered || lost != rep.Loss.Lost || rep.Loss.Expected != 5*b.Expected {
 		t.Errorf("readers: delivered %d, lost %d; report: delivered %d, lost %d of %d", delivered, lost, rep.Delivered, rep.Loss.Lost, rep.Loss.Expected)
 	}
-	if b.Stuck != 1 || b.StuckDropped != 1 || b.StuckDropCodes["slow_consumer"] != 1 {
-		t.Errorf("stuck %d, dropped %d %v; want 1 dropped as slow_consumer", b.Stuck, b.StuckDropped, b.StuckDropCodes)
+	// The hub sends the disconnect push only if the socket takes it: a
+	// stuck subscriber may see only the connection end (close 1006).
+	stuckCodes := 0
+	for _, n := range b.StuckDropCodes {
+		stuckCodes += n
+	}
+	if b.Stuck != 1 || (!pubDropped && b.StuckDropped != 1) || stuckCodes != b.StuckDropped {
+		t.Errorf("stuck %d, dropped %d %v; want 1 dropped, counted by code", b.Stuck, b.StuckDropped, b.StuckDropCodes)
 	}
 	t.Logf("dropped %d of 5 readers %v, stuck dropped after %.2fs, per reader min %d median %d max %d",
 		b.Dropped, b.DropCodes, b.StuckDroppedAfter, b.DeliveredMin, b.DeliveredMedian, b.DeliveredMax)
+}
+
+func btoi(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }

@@ -149,6 +149,11 @@ type publisher struct {
 	mu      sync.Mutex
 	refused []uint64 // sequence numbers the server answered with an error; guarded by mu
 	lastErr string   // guarded by mu
+
+	// Owned by the reader until it returns: why and when the server ended
+	// the connection, if it did while the scenario ran.
+	dropCode string
+	dropped  time.Time
 }
 
 func (c *FanoutConfig) run(ctx context.Context, r *runner) error {
@@ -337,10 +342,17 @@ func (f *fanout) readReplies(p *publisher) {
 				p.mu.Lock()
 				p.lastErr = err.Error()
 				p.mu.Unlock()
+				p.dropped = time.Now()
+				if p.dropCode == "" {
+					p.dropCode = closeCode(err)
+				}
 			}
 			return
 		}
 		for _, ev := range evs {
+			if ev.Kind == EventDisconnect && p.dropCode == "" {
+				p.dropCode = disconnectCode(ev.Text)
+			}
 			if ev.ID < firstPublishID || (ev.Kind != EventReply && ev.Kind != EventError) {
 				continue
 			}

@@ -72,6 +72,10 @@ type LossReport struct {
 // whether it dropped the stuck ones.
 type BackpressureReport struct {
 	Acknowledged uint64 `json:"acknowledged"` // publishes the server accepted
+	// PublisherDropped is the disconnect code if the server dropped the
+	// publisher (which then stops), "" if not.
+	PublisherDropped      string  `json:"publisher_dropped,omitempty"`
+	PublisherDroppedAfter float64 `json:"publisher_dropped_after_seconds,omitempty"`
 	// Expected is what each reader should get: publishes sent minus those
 	// the server refused. For every reader, delivered + lost = expected.
 	Expected        uint64 `json:"expected_per_reader"`
@@ -253,6 +257,9 @@ func (r *Report) writeLoss(line func(label, format string, args ...any), l *Loss
 
 func writeBackpressure(line func(label, format string, args ...any), b *BackpressureReport) {
 	line("acknowledged", "%s", count(b.Acknowledged))
+	if b.PublisherDropped != "" {
+		line("PUBLISHER", "dropped (%s) %.2fs after it started: publishing stopped there", b.PublisherDropped, b.PublisherDroppedAfter)
+	}
 	line("per reader", "min %s  median %s  max %s  of %s expected",
 		count(b.DeliveredMin), count(b.DeliveredMedian), count(b.DeliveredMax), count(b.Expected))
 	if b.Dropped == 0 {
