@@ -435,7 +435,7 @@ func (f *fanout) publish(ctx context.Context, p *publisher, rate float64, start 
 		data = appendPayload(data[:0], p.id, seq, time.Now().UnixNano(), f.cfg.Size)
 		cmd = f.r.cfg.Dialect.Publish(cmd[:0], firstPublishID+seq-1, f.cfg.Channel, data)
 		if err := p.c.write(cmd); err != nil {
-			return fmt.Errorf("publisher %d: %w", p.id, err)
+			return err // reported as "publisher N: ..."
 		}
 		p.sent.Store(seq)
 		f.published.Add(1)

@@ -258,7 +258,7 @@ func (r *Report) writeLoss(line func(label, format string, args ...any), l *Loss
 func writeBackpressure(line func(label, format string, args ...any), b *BackpressureReport) {
 	line("acknowledged", "%s", count(b.Acknowledged))
 	if b.PublisherDropped != "" {
-		line("PUBLISHER", "dropped (%s) %.2fs after it started: publishing stopped there", b.PublisherDropped, b.PublisherDroppedAfter)
+		line("PUBLISHER", "dropped (%s) %.2fs after publishing started; it sent nothing after that", b.PublisherDropped, b.PublisherDroppedAfter)
 	}
 	line("per reader", "min %s  median %s  max %s  of %s expected",
 		count(b.DeliveredMin), count(b.DeliveredMedian), count(b.DeliveredMax), count(b.Expected))
