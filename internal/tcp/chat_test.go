@@ -102,15 +102,16 @@ func TestChatFlowControl(t *testing.T) {
 	for _, tc := range []struct {
 		name  string
 		stuck bool
+		stall time.Duration // long enough that a reader that reads is never dropped, even on a busy machine
 	}{
-		{name: "steady readers"},
-		{name: "one stuck reader", stuck: true},
+		{name: "steady readers", stall: DefaultChatStallTimeout},
+		{name: "one stuck reader", stuck: true, stall: 5 * time.Second},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			addr := start(t, "127.0.0.1", Config{
 				Mode:             ModeChat,
 				ChatSoftLimit:    16 << 10,
-				ChatStallTimeout: 3 * time.Second,
+				ChatStallTimeout: tc.stall,
 				SendBuffer:       4096, // so that a stuck client's queue fills at once
 			})
 			sender, senderR := joinChat(t, addr, 0, false)
@@ -121,7 +122,7 @@ func TestChatFlowControl(t *testing.T) {
 			leftLine := ""
 			if tc.stuck {
 				stuck, _ := joinChat(t, addr, 4096, false)
-				leftLine = "*** " + stuck.LocalAddr().String() + " left (dropped: too slow, not reading for 3s)"
+				leftLine = fmt.Sprintf("*** %s left (dropped: too slow, not reading for %v)", stuck.LocalAddr(), tc.stall)
 			}
 			var rs []*lineReader
 			for range readers {
