@@ -436,3 +436,61 @@ func btoi(b bool) int {
 	}
 	return 0
 }
+
+// TestPublisherBlockedWrite runs backpressure against a fake hub that
+// stops reading the publisher at its first publish: once the socket
+// buffers are full the publisher's write blocks, and the run must still
+// end, a connection timeout after publishing should have, saying why.
+func TestPublisherBlockedWrite(t *testing.T) {
+	checkGoroutines(t)
+	stop := make(chan struct{})
+	up := websocket.Upgrader{}
+	var wg sync.WaitGroup
+	handler := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ws, err := up.Upgrade(w, r, nil)
+		if err != nil {
+			return
+		}
+		defer ws.Close()
+		ws.WriteMessage(websocket.TextMessage, []byte(`{"push":"welcome","client":"c","user":"u","node":"n","version":"v"}`))
+		for {
+			_, msg, err := ws.ReadMessage()
+			if err != nil {
+				return
+			}
+			if strings.Contains(string(msg), `"op":"subscribe"`) {
+				ws.WriteMessage(websocket.TextMessage, []byte(`{"id":2,"result":{"channel":"backpressure","offset":0,"epoch":"e"}}`))
+				continue
+			}
+			<-stop // a publish: never read again
+			return
+		}
+	})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: handler}
+	wg.Go(func() { srv.Serve(ln) })
+	t.Cleanup(func() {
+		close(stop)
+		srv.Close()
+		wg.Wait()
+	})
+
+	cfg := bench.DefaultConfig()
+	cfg.URL = "ws://" + ln.Addr().String() + "/ws"
+	cfg.Timeout = 500 * time.Millisecond
+	bc := bench.DefaultBackpressure()
+	bc.Subscribers, bc.Size, bc.Duration, bc.Drain = 1, bench.MaxSize, 200*time.Millisecond, 100*time.Millisecond
+	rep, err := bench.Run(context.Background(), cfg, &bc)
+	if err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	if len(rep.Warnings) != 1 || !strings.Contains(rep.Warnings[0], "timeout") {
+		t.Errorf("warnings = %q, want one about the publisher's write timing out", rep.Warnings)
+	}
+	if rep.Published == 0 || rep.Backpressure.Acknowledged != 0 {
+		t.Errorf("published %d, acknowledged %d; want some, none", rep.Published, rep.Backpressure.Acknowledged)
+	}
+}

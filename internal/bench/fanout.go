@@ -400,7 +400,33 @@ func (f *fanout) publishFor(ctx context.Context, start time.Time) {
 			}
 		})
 	}
+	done := make(chan struct{})
+	var watchdog sync.WaitGroup
+	watchdog.Go(func() { f.unblockWrites(ctx, done) })
 	wg.Wait()
+	close(done)
+	watchdog.Wait()
+}
+
+// unblockWrites ends the publishers' writes that are still blocked the
+// connection timeout after ctx ended (a server that stopped reading them,
+// as one with backpressure may), so that publishing ends; the failed write
+// is reported. It returns when done is closed.
+func (f *fanout) unblockWrites(ctx context.Context, done <-chan struct{}) {
+	select {
+	case <-done:
+		return
+	case <-ctx.Done():
+	}
+	t := time.NewTimer(f.r.cfg.Timeout)
+	defer t.Stop()
+	select {
+	case <-done:
+	case <-t.C:
+		for _, p := range f.pubs {
+			p.c.ws.NetConn().SetWriteDeadline(time.Now())
+		}
+	}
 }
 
 // pacingSlack is how early a rate-limited publisher may send rather than
