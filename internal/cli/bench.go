@@ -192,7 +192,9 @@ disconnect code and when the first went, whether each stuck subscriber was
 dropped (its socket is read at the end) and, from the leave push the
 readers see, how long after publishing started; loss and latency as in
 fanout. --json adds each reader's delivered, lost and drop. After
-publishing stops the generator waits up to --drain for messages in flight.
+publishing stops the generator waits up to --drain for messages in flight;
+a publish still blocked (the hub stopped reading the publisher) --timeout
+after publishing should have stopped is cut short and reported.
 
 ` + benchScenarioHelp,
 		Example: `  # 1000 readers and one stuck subscriber, 10 s of pipelined publishes

@@ -1,6 +1,8 @@
 package tcp
 
 import (
+	"bytes"
+	"context"
 	"fmt"
 	"io"
 	"net"
@@ -15,7 +17,7 @@ import (
 // server has registered it. rcvbuf, if > 0, shrinks the socket's receive
 // buffer before it connects; paced makes the returned reader a slow but
 // steady one.
-func joinChat(t *testing.T, addr string, rcvbuf int, paced bool) (*net.TCPConn, *lineReader) {
+func joinChat(t testing.TB, addr string, rcvbuf int, paced bool) (*net.TCPConn, *lineReader) {
 	t.Helper()
 	d := net.Dialer{}
 	if rcvbuf > 0 {
@@ -286,6 +288,67 @@ func TestChatHardLimit(t *testing.T) {
 	if !sawLeft {
 		if _, err := watcher.until(time.Minute, func(l string) bool { return l == leftLine }); err != nil {
 			t.Fatalf("waiting for %q: %v", leftLine, err)
+		}
+	}
+}
+
+// BenchmarkChatPaste pastes 1,000 lines of 1 KiB per iteration to 8
+// clients reading as fast as they can, and waits until each has every
+// line: the relay's throughput with flow control. Bytes are the paste's.
+func BenchmarkChatPaste(b *testing.B) {
+	const (
+		readers = 8
+		lines   = 1000
+	)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	wg.Go(func() { NewServer(Config{Mode: ModeChat}).Serve(ctx, ln) })
+	b.Cleanup(func() { cancel(); wg.Wait() })
+	addr := ln.Addr().String()
+
+	sender, senderR := joinChat(b, addr, 0, false)
+	fmt.Fprint(sender, "/nick s\n")
+	if _, err := senderR.until(10*time.Second, func(l string) bool { return l == "*** you are now s" }); err != nil {
+		b.Fatal(err)
+	}
+	got := make(chan int, readers)
+	for range readers {
+		c, r := joinChat(b, addr, 0, false)
+		c.SetReadDeadline(time.Time{})
+		wg.Go(func() {
+			n := 0
+			for {
+				line, err := r.br.ReadSlice('\n')
+				if err != nil {
+					return
+				}
+				if bytes.HasPrefix(line, []byte("<s> ")) {
+					if n++; n == lines {
+						got <- n
+						n = 0
+					}
+				}
+			}
+		})
+		b.Cleanup(func() { c.Close() })
+	}
+	var paste bytes.Buffer
+	for i := range lines {
+		fmt.Fprintf(&paste, "%04d %s\n", i, strings.Repeat("x", 1018))
+	}
+	b.SetBytes(int64(paste.Len()))
+	b.ReportAllocs()
+	b.ResetTimer()
+	for b.Loop() {
+		if _, err := sender.Write(paste.Bytes()); err != nil {
+			b.Fatal(err)
+		}
+		for range readers {
+			<-got
 		}
 	}
 }
