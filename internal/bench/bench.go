@@ -1,8 +1,9 @@
 // Package bench is a load generator for WebSocket pub/sub servers: the
 // netkit hub, and through other Dialects servers like Centrifugo. It runs
-// one scenario (fanout, idle or echo) against a server and returns a
-// Report: throughput, loss, latency percentiles, connection errors and,
-// for a server on this machine, its CPU time and memory from /proc.
+// one scenario (fanout, backpressure, idle or echo) against a server and
+// returns a Report: throughput, loss, latency percentiles, connection
+// errors and, for a server on this machine, its CPU time and memory from
+// /proc.
 //
 // Run(ctx, cfg, scenario) is the whole API; "netkit bench hub" is a thin
 // command over it.
@@ -82,9 +83,11 @@ func (c *Config) validate() error {
 	return errors.Join(errs...)
 }
 
-// Scenario is one kind of load: *FanoutConfig, *IdleConfig or *EchoConfig.
+// Scenario is one kind of load: *FanoutConfig, *BackpressureConfig,
+// *IdleConfig or *EchoConfig.
 type Scenario interface {
-	// Name is the scenario's name: "fanout", "idle" or "echo".
+	// Name is the scenario's name: "fanout", "backpressure", "idle" or
+	// "echo".
 	Name() string
 	validate() error
 	connections() int // how many connections it opens at most
@@ -123,7 +126,7 @@ func Run(ctx context.Context, cfg Config, sc Scenario) (*Report, error) {
 			"or run several generators side by side", sc.connections(), need, limit)
 	}
 
-	r := &runner{cfg: cfg, dialer: newDialer(&cfg), report: rep}
+	r := &runner{cfg: cfg, dialer: newDialer(&cfg, 0), report: rep}
 	if err := r.serverBefore(); err != nil {
 		return nil, err
 	}

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/gorilla/websocket"
@@ -31,7 +32,9 @@ type dialer struct {
 	timeout time.Duration // for connecting, the handshake and subscribing
 }
 
-func newDialer(cfg *Config) *dialer {
+// newDialer returns a dialer for cfg. rcvBuf, if > 0, is the SO_RCVBUF
+// its sockets ask for before they connect (the kernel may double it).
+func newDialer(cfg *Config, rcvBuf int) *dialer {
 	var next atomic.Uint64
 	src := cfg.SourceIPs
 	d := &dialer{url: cfg.URL, dialect: cfg.Dialect, timeout: cfg.Timeout}
@@ -46,6 +49,15 @@ func newDialer(cfg *Config) *dialer {
 			if len(src) > 0 {
 				ip := src[(next.Add(1)-1)%uint64(len(src))]
 				nd.LocalAddr = &net.TCPAddr{IP: ip.AsSlice()}
+			}
+			if rcvBuf > 0 {
+				nd.Control = func(_, _ string, rc syscall.RawConn) error {
+					var serr error
+					if err := rc.Control(func(fd uintptr) { serr = setRcvBuf(fd, rcvBuf) }); err != nil {
+						return err
+					}
+					return serr
+				}
 			}
 			return nd.DialContext(ctx, network, addr)
 		},
@@ -102,6 +114,7 @@ type conn struct {
 	rbuf    []byte  // the last frame; owned by the reader
 	events  []Event // the last frame's events; owned by the reader
 	pong    []byte  // owned by the reader
+	client  string  // the server's id for this connection, if the dialect says
 	wmu     sync.Mutex
 }
 
@@ -122,6 +135,7 @@ func (c *conn) handshake() error {
 		for _, ev := range evs {
 			switch ev.Kind {
 			case EventReady:
+				c.client = string(ev.Client)
 				return nil
 			case EventError, EventDisconnect:
 				return fmt.Errorf("connect: %s", ev.Text)

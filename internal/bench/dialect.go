@@ -41,6 +41,7 @@ const (
 	EventPublication                  // a message on a subscribed channel; Data is its payload
 	EventPing                         // the server wants a Pong
 	EventDisconnect                   // the server is closing the connection; Text says why
+	EventLeave                        // another client left a subscribed channel; Client says which
 )
 
 // Event is one server object, sorted by a Dialect.
@@ -51,6 +52,9 @@ type Event struct {
 	// may run on past the value's end.
 	Data []byte
 	Text []byte // EventError, EventDisconnect: the whole object
+	// Client is the server's id of a client, if the dialect knows it:
+	// EventReady, this connection's; EventLeave, the one that left.
+	Client []byte
 }
 
 // Netkit is the dialect of netkit hub protocol v1 (docs/protocol.md). The
@@ -92,6 +96,8 @@ var (
 	nkMessage    = []byte(`{"push":"message",`)
 	nkWelcome    = []byte(`{"push":"welcome",`)
 	nkDisconnect = []byte(`{"push":"disconnect",`)
+	nkLeave      = []byte(`{"push":"leave",`)
+	nkClient     = []byte(`"client":"`)
 	nkID         = []byte(`{"id":`)
 	nkData       = []byte(`,"data":`)
 	nkError      = []byte(`,"error":`)
@@ -125,9 +131,46 @@ func netkitEvent(obj []byte) Event {
 		}
 		return Event{Kind: EventReply, ID: id}
 	case bytes.HasPrefix(obj, nkWelcome):
-		return Event{Kind: EventReady}
+		return Event{Kind: EventReady, Client: stringAfter(obj, nkClient)}
 	case bytes.HasPrefix(obj, nkDisconnect):
 		return Event{Kind: EventDisconnect, Text: obj}
+	case bytes.HasPrefix(obj, nkLeave):
+		// The channel comes first; a name cannot hold `"client":"`
+		// unescaped.
+		return Event{Kind: EventLeave, Client: stringAfter(obj, nkClient), Text: obj}
 	}
 	return Event{Kind: EventOther, Text: obj}
+}
+
+// stringAfter returns the JSON string that the first key (ending in its
+// opening quote) in obj starts, up to its closing quote, or nil. It is for
+// values without escapes, such as the hub's client ids.
+func stringAfter(obj, key []byte) []byte {
+	i := bytes.Index(obj, key)
+	if i < 0 {
+		return nil
+	}
+	v := obj[i+len(key):]
+	j := bytes.IndexByte(v, '"')
+	if j < 0 {
+		return nil
+	}
+	return v[:j]
+}
+
+var (
+	keyCode    = []byte(`"code":`)
+	keyCodeStr = []byte(`"code":"`)
+)
+
+// disconnectCode returns the code of a disconnect object, a string
+// ("slow_consumer") or a number (Centrifugo's 3008), or "" if it has none.
+func disconnectCode(obj []byte) string {
+	if s := stringAfter(obj, keyCodeStr); s != nil {
+		return string(s)
+	}
+	if n, ok := uintAfter(obj, keyCode); ok {
+		return strconv.FormatUint(n, 10)
+	}
+	return ""
 }

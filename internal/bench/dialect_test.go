@@ -1,9 +1,11 @@
 package bench
 
 import (
+	"bytes"
 	"encoding/json"
 	"net/netip"
 	"slices"
+	"strings"
 	"testing"
 )
 
@@ -35,13 +37,14 @@ func TestNetkitEvents(t *testing.T) {
 		`{"push":"join","channel":"bench","client":"c2","user":"anon-2"}` + "\n" +
 		`{"push":"message","channel":"bench","offset":1,"from":"anon-2","data":{"p":1,"seq":1,"ts":5,"pad":""}}` + "\n" +
 		`{"id":3,"error":{"code":"bad_request","message":"no"}}` + "\n" +
+		`{"push":"leave","channel":"bench","client":"c2","user":"anon-2"}` + "\n" +
 		`{"push":"disconnect","code":"shutdown","reason":"bye"}`
 	evs := Netkit{}.AppendEvents(nil, []byte(frame))
 	var kinds []EventKind
 	for _, ev := range evs {
 		kinds = append(kinds, ev.Kind)
 	}
-	want := []EventKind{EventReady, EventReply, EventOther, EventPublication, EventError, EventDisconnect}
+	want := []EventKind{EventReady, EventReply, EventOther, EventPublication, EventError, EventLeave, EventDisconnect}
 	if !slices.Equal(kinds, want) {
 		t.Fatalf("kinds = %v, want %v", kinds, want)
 	}
@@ -51,6 +54,85 @@ func TestNetkitEvents(t *testing.T) {
 	if p, seq, ts, ok := parsePayload(evs[3].Data); !ok || p != 1 || seq != 1 || ts != 5 {
 		t.Errorf("publication payload = %d, %d, %d, %v", p, seq, ts, ok)
 	}
+	if string(evs[0].Client) != "c1" || string(evs[5].Client) != "c2" {
+		t.Errorf("clients = %q, %q; want c1 (welcome), c2 (leave)", evs[0].Client, evs[5].Client)
+	}
+	if got := disconnectCode(evs[6].Text); got != "shutdown" {
+		t.Errorf("disconnect code = %q, want shutdown", got)
+	}
+}
+
+// TestNetkitFrames checks that one object per frame, the hub's default,
+// and "\n"-joined objects (frames=joined) give the same events.
+func TestNetkitFrames(t *testing.T) {
+	objs := []string{
+		`{"push":"message","channel":"b","offset":1,"from":"u","data":{"p":1,"seq":1,"ts":5,"pad":""}}`,
+		`{"id":3,"result":{"offset":1}}`,
+		`{"push":"message","channel":"b","offset":2,"from":"u","data":{"p":1,"seq":2,"ts":6,"pad":""}}`,
+	}
+	var one []Event
+	for _, o := range objs {
+		one = Netkit{}.AppendEvents(one, []byte(o))
+	}
+	joined := Netkit{}.AppendEvents(nil, []byte(strings.Join(objs, "\n")))
+	if len(one) != 3 || len(joined) != 3 {
+		t.Fatalf("%d and %d events, want 3 each", len(one), len(joined))
+	}
+	for i := range one {
+		if one[i].Kind != joined[i].Kind || one[i].ID != joined[i].ID || string(one[i].Data) != string(joined[i].Data) {
+			t.Errorf("event %d: %+v one per frame, %+v joined", i, one[i], joined[i])
+		}
+	}
+}
+
+func TestDisconnectCode(t *testing.T) {
+	for _, tc := range []struct{ obj, want string }{
+		{`{"push":"disconnect","code":"slow_consumer","reason":"x"}`, "slow_consumer"},
+		{`{"disconnect":{"code":3008,"reason":"slow"}}`, "3008"},
+		{`{"push":"disconnect","reason":"x"}`, ""},
+		{`{"push":"disconnect","code":"unterminated`, ""},
+	} {
+		if got := disconnectCode([]byte(tc.obj)); got != tc.want {
+			t.Errorf("disconnectCode(%s) = %q, want %q", tc.obj, got, tc.want)
+		}
+	}
+}
+
+// FuzzNetkitEvents feeds arbitrary frames to the Netkit dialect: no panic,
+// at most one event per line, and every slice an event holds lies within
+// the frame.
+func FuzzNetkitEvents(f *testing.F) {
+	for _, seed := range []string{
+		`{"push":"welcome","client":"c1","user":"u","node":"n","version":"v"}`,
+		`{"push":"message","channel":"b","offset":1,"from":"u","data":{"p":1,"seq":1,"ts":5}}` + "\n" + `{"id":3,"result":{}}`,
+		`{"push":"leave","channel":"b","client":"`,
+		`{"push":"disconnect","code":"slow_consumer","reason":"r"}`,
+		`{"id":18446744073709551616,"error":{}}`,
+		"\n\n",
+	} {
+		f.Add([]byte(seed))
+	}
+	f.Fuzz(func(t *testing.T, frame []byte) {
+		evs := Netkit{}.AppendEvents(nil, frame)
+		if len(evs) > bytes.Count(frame, []byte{'\n'})+1 {
+			t.Fatalf("%d events from %d lines", len(evs), bytes.Count(frame, []byte{'\n'})+1)
+		}
+		within := func(b []byte) bool {
+			if len(b) == 0 {
+				return true
+			}
+			i := bytes.Index(frame, b)
+			return i >= 0 && i+len(b) <= len(frame)
+		}
+		for _, ev := range evs {
+			if !within(ev.Data) || !within(ev.Text) || !within(ev.Client) {
+				t.Fatalf("event %+v holds bytes outside the frame", ev)
+			}
+			if ev.Kind == EventDisconnect {
+				disconnectCode(ev.Text)
+			}
+		}
+	})
 }
 
 func TestParseSourceIPs(t *testing.T) {

@@ -7,6 +7,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/gorilla/websocket"
 )
 
 // FanoutConfig is the fanout scenario: Subscribers connections on one
@@ -88,10 +90,13 @@ func (c *FanoutConfig) settings() map[string]any {
 	}
 }
 
-// fanout is one run of the fanout scenario.
+// fanout is one run of the fanout scenario, or of a scenario built on it
+// (backpressure).
 type fanout struct {
-	cfg *FanoutConfig
-	r   *runner
+	cfg   *FanoutConfig
+	r     *runner
+	label string // the scenario's name in progress lines
+	limit uint64 // messages each publisher sends at most; 0 means no limit
 
 	subs []*subscriber // index i set by the goroutine that opened it; nil if it failed
 	pubs []*publisher
@@ -104,6 +109,18 @@ type fanout struct {
 	dropped   atomic.Int64
 	closing   atomic.Bool // connections are being closed on purpose
 	readers   sync.WaitGroup
+
+	// stuck are subscribers that never read (backpressure), set before
+	// publishing; stuckIDs maps their client ids to their index, for the
+	// leave pushes that the readers see.
+	stuck    []*stuckSub
+	stuckIDs atomic.Pointer[map[string]int]
+}
+
+// stuckSub is a subscriber that never reads while the scenario runs.
+type stuckSub struct {
+	c    *conn
+	left atomic.Int64 // Unix ns of the first leave push about it a reader saw; 0 if none
 }
 
 // subscriber is one subscribed connection.
@@ -112,6 +129,11 @@ type subscriber struct {
 	seqs   []seqTracker  // by publisher id - 1; owned by the reader until it returns
 	unique atomic.Uint64 // distinct messages received, for the drain
 	alive  atomic.Bool
+
+	// Owned by the reader until it returns: why and when the server ended
+	// the connection, if it did while the scenario ran.
+	dropCode string
+	dropped  time.Time
 }
 
 // publisher is one publishing connection.
@@ -127,10 +149,15 @@ type publisher struct {
 	mu      sync.Mutex
 	refused []uint64 // sequence numbers the server answered with an error; guarded by mu
 	lastErr string   // guarded by mu
+
+	// Owned by the reader until it returns: why and when the server ended
+	// the connection, if it did while the scenario ran.
+	dropCode string
+	dropped  time.Time
 }
 
 func (c *FanoutConfig) run(ctx context.Context, r *runner) error {
-	f := &fanout{cfg: c, r: r}
+	f := &fanout{cfg: c, r: r, label: "fanout"}
 	defer f.readers.Wait()
 	if err := f.connect(ctx); err != nil {
 		f.closeAll()
@@ -163,7 +190,7 @@ func (f *fanout) connect(ctx context.Context) error {
 	f.subs = make([]*subscriber, c.Subscribers)
 	f.pubs = make([]*publisher, c.Publishers)
 	r.setStatus(func() string {
-		return fmt.Sprintf("fanout: %s of %s connections open, %s errors",
+		return fmt.Sprintf("%s: %s of %s connections open, %s errors", f.label,
 			count(uint64(st.opened.Load())), count(uint64(c.connections())), count(uint64(st.failed.Load())))
 	})
 	start := time.Now()
@@ -212,7 +239,7 @@ func (f *fanout) connect(ctx context.Context) error {
 // settleMax), so that what subscribing caused (join pushes, with netkit's
 // defaults: one per subscriber pair) is not measured with the messages.
 func (f *fanout) settle(ctx context.Context) {
-	f.r.setStatus(func() string { return "fanout: waiting for the server to settle" })
+	f.r.setStatus(func() string { return f.label + ": waiting for the server to settle" })
 	deadline := time.Now().Add(settleMax)
 	last, quiet := f.frames.Load(), 0
 	for quiet < 2 && time.Now().Before(deadline) && sleepCtx(ctx, settleQuiet/2) {
@@ -240,6 +267,10 @@ func (f *fanout) readSubscriber(s *subscriber) {
 		if err != nil {
 			if !f.closing.Load() {
 				f.dropped.Add(1)
+				s.dropped = time.Now()
+				if s.dropCode == "" {
+					s.dropCode = closeCode(err)
+				}
 			}
 			return
 		}
@@ -247,7 +278,17 @@ func (f *fanout) readSubscriber(s *subscriber) {
 		now := time.Now().UnixNano() // one clock read for the whole frame
 		var n, uniq uint64
 		for _, ev := range evs {
-			if ev.Kind != EventPublication {
+			switch ev.Kind {
+			case EventPublication:
+			case EventDisconnect:
+				if s.dropCode == "" {
+					s.dropCode = disconnectCode(ev.Text)
+				}
+				continue
+			case EventLeave:
+				f.sawLeave(ev.Client, now)
+				continue
+			default:
 				continue
 			}
 			p, seq, ts, ok := parsePayload(ev.Data)
@@ -269,6 +310,27 @@ func (f *fanout) readSubscriber(s *subscriber) {
 	}
 }
 
+// sawLeave notes the first leave push about a stuck subscriber.
+func (f *fanout) sawLeave(client []byte, now int64) {
+	ids := f.stuckIDs.Load()
+	if ids == nil || len(client) == 0 {
+		return
+	}
+	if i, ok := (*ids)[string(client)]; ok {
+		f.stuck[i].left.CompareAndSwap(0, now)
+	}
+}
+
+// closeCode names how a connection ended: "close 1008" for a close frame
+// with a status, else "connection error".
+func closeCode(err error) string {
+	var ce *websocket.CloseError
+	if errors.As(err, &ce) {
+		return fmt.Sprintf("close %d", ce.Code)
+	}
+	return "connection error"
+}
+
 // readReplies reads a publisher's replies, freeing a window slot for each.
 func (f *fanout) readReplies(p *publisher) {
 	defer close(p.dead)
@@ -280,10 +342,17 @@ func (f *fanout) readReplies(p *publisher) {
 				p.mu.Lock()
 				p.lastErr = err.Error()
 				p.mu.Unlock()
+				p.dropped = time.Now()
+				if p.dropCode == "" {
+					p.dropCode = closeCode(err)
+				}
 			}
 			return
 		}
 		for _, ev := range evs {
+			if ev.Kind == EventDisconnect && p.dropCode == "" {
+				p.dropCode = disconnectCode(ev.Text)
+			}
 			if ev.ID < firstPublishID || (ev.Kind != EventReply && ev.Kind != EventError) {
 				continue
 			}
@@ -314,8 +383,8 @@ func (f *fanout) publishFor(ctx context.Context, start time.Time) {
 	f.r.setStatus(func() string {
 		now, pub, del := time.Now(), f.published.Load(), f.delivered.Load()
 		dt := now.Sub(prevT).Seconds()
-		s := fmt.Sprintf("fanout %.0fs: %s published (%s/s), %s delivered (%s/s)",
-			now.Sub(start).Seconds(), count(pub), count(uint64(float64(pub-prev)/dt)),
+		s := fmt.Sprintf("%s %.0fs: %s published (%s/s), %s delivered (%s/s)",
+			f.label, now.Sub(start).Seconds(), count(pub), count(uint64(float64(pub-prev)/dt)),
 			count(del), count(uint64(float64(del-prevDelivered)/dt)))
 		prev, prevDelivered, prevT = pub, del, now
 		return s
@@ -331,7 +400,33 @@ func (f *fanout) publishFor(ctx context.Context, start time.Time) {
 			}
 		})
 	}
+	done := make(chan struct{})
+	var watchdog sync.WaitGroup
+	watchdog.Go(func() { f.unblockWrites(ctx, done) })
 	wg.Wait()
+	close(done)
+	watchdog.Wait()
+}
+
+// unblockWrites ends the publishers' writes that are still blocked the
+// connection timeout after ctx ended (a server that stopped reading them,
+// as one with backpressure may), so that publishing ends; the failed write
+// is reported. It returns when done is closed.
+func (f *fanout) unblockWrites(ctx context.Context, done <-chan struct{}) {
+	select {
+	case <-done:
+		return
+	case <-ctx.Done():
+	}
+	t := time.NewTimer(f.r.cfg.Timeout)
+	defer t.Stop()
+	select {
+	case <-done:
+	case <-t.C:
+		for _, p := range f.pubs {
+			p.c.ws.NetConn().SetWriteDeadline(time.Now())
+		}
+	}
 }
 
 // pacingSlack is how early a rate-limited publisher may send rather than
@@ -347,6 +442,9 @@ func (f *fanout) publish(ctx context.Context, p *publisher, rate float64, start 
 		interval = float64(time.Second) / rate
 	}
 	for seq := uint64(1); ctx.Err() == nil; seq++ {
+		if f.limit > 0 && seq > f.limit {
+			return nil
+		}
 		if interval > 0 {
 			due := start.Add(time.Duration(float64(seq-1) * interval))
 			if wait := time.Until(due); wait > pacingSlack && !sleepCtx(ctx, wait) {
@@ -363,7 +461,7 @@ func (f *fanout) publish(ctx context.Context, p *publisher, rate float64, start 
 		data = appendPayload(data[:0], p.id, seq, time.Now().UnixNano(), f.cfg.Size)
 		cmd = f.r.cfg.Dialect.Publish(cmd[:0], firstPublishID+seq-1, f.cfg.Channel, data)
 		if err := p.c.write(cmd); err != nil {
-			return fmt.Errorf("publisher %d: %w", p.id, err)
+			return err // reported as "publisher N: ..."
 		}
 		p.sent.Store(seq)
 		f.published.Add(1)
@@ -375,7 +473,7 @@ func (f *fanout) publish(ctx context.Context, p *publisher, rate float64, start 
 // has every message, or until the deadline.
 func (f *fanout) drain(ctx context.Context, deadline time.Time) {
 	f.r.setStatus(func() string {
-		return fmt.Sprintf("fanout: draining, %s delivered", count(f.delivered.Load()))
+		return fmt.Sprintf("%s: draining, %s delivered", f.label, count(f.delivered.Load()))
 	})
 	const poll = 5 * time.Millisecond
 	for !f.answered() {
@@ -447,6 +545,9 @@ func (f *fanout) closeAll() {
 		if p != nil {
 			conns = append(conns, p.c)
 		}
+	}
+	for _, s := range f.stuck {
+		conns = append(conns, s.c)
 	}
 	closeConns(conns, f.r.cfg.Concurrency)
 }

@@ -22,3 +22,8 @@ func raiseFileLimit() (limit uint64, raised bool, err error) {
 	}
 	return want.Cur, true, nil
 }
+
+// setRcvBuf sets a socket's SO_RCVBUF.
+func setRcvBuf(fd uintptr, n int) error {
+	return syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, n)
+}

@@ -3,6 +3,7 @@ package bench
 import (
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"time"
 )
@@ -30,6 +31,8 @@ type Report struct {
 
 	Loss    *LossReport    `json:"loss,omitempty"`
 	Latency *LatencyReport `json:"latency,omitempty"`
+
+	Backpressure *BackpressureReport `json:"backpressure,omitempty"`
 
 	ServerProc *ServerReport `json:"server_process,omitempty"`
 	Info       *HubInfo      `json:"hub_info,omitempty"`
@@ -62,6 +65,46 @@ type LossReport struct {
 	// Foreign counts publications on the channel that the generator did
 	// not send (other publishers), which are not tracked.
 	Foreign uint64 `json:"foreign"`
+}
+
+// BackpressureReport is what the backpressure scenario adds: how the
+// reading subscribers fared, which the server dropped and why, and
+// whether it dropped the stuck ones.
+type BackpressureReport struct {
+	Acknowledged uint64 `json:"acknowledged"` // publishes the server accepted
+	// PublisherDropped is the disconnect code if the server dropped the
+	// publisher (which then stops), "" if not.
+	PublisherDropped      string  `json:"publisher_dropped,omitempty"`
+	PublisherDroppedAfter float64 `json:"publisher_dropped_after_seconds,omitempty"`
+	// Expected is what each reader should get: publishes sent minus those
+	// the server refused. For every reader, delivered + lost = expected.
+	Expected        uint64 `json:"expected_per_reader"`
+	DeliveredMin    uint64 `json:"delivered_min"` // distinct messages per reading subscriber
+	DeliveredMedian uint64 `json:"delivered_median"`
+	DeliveredMax    uint64 `json:"delivered_max"`
+	// Dropped counts reading subscribers the server disconnected while the
+	// scenario ran; DropCodes counts them by disconnect code
+	// ("slow_consumer"), or "close N" for a close frame without a
+	// disconnect push, or "connection error".
+	Dropped        int            `json:"dropped"`
+	DropCodes      map[string]int `json:"drop_codes"`
+	FirstDropAfter float64        `json:"first_drop_after_seconds"` // from the first publish; 0 if none
+	Stuck          int            `json:"stuck"`
+	StuckDropped   int            `json:"stuck_dropped"`
+	StuckDropCodes map[string]int `json:"stuck_drop_codes"`
+	// StuckDroppedAfter is the time from the first publish to the first
+	// leave push about a stuck subscriber that a reader saw; 0 if none was
+	// seen (the server sends no leave pushes, or kept it).
+	StuckDroppedAfter float64        `json:"stuck_dropped_after_seconds"`
+	Readers           []ReaderReport `json:"readers"`
+}
+
+// ReaderReport is one reading subscriber of the backpressure scenario.
+type ReaderReport struct {
+	Delivered    uint64  `json:"delivered"` // distinct messages
+	Lost         uint64  `json:"lost"`
+	Dropped      string  `json:"dropped,omitempty"` // the disconnect code, if the server dropped it
+	DroppedAfter float64 `json:"dropped_after_seconds,omitempty"`
 }
 
 // LatencyReport is the distribution of one latency: publish to delivery
@@ -141,12 +184,15 @@ func (r *Report) WriteText(w io.Writer) error {
 		line("published", "%s in %.2fs (%s/s), %s errors",
 			count(r.Published), r.Elapsed, count(uint64(r.PublishedPerSec)), count(r.PublishErrors))
 		drained := ""
-		if r.Scenario == "fanout" {
+		if r.Scenario == "fanout" || r.Scenario == "backpressure" {
 			drained = fmt.Sprintf(", drained in %.2fs", r.Drain)
 		}
 		line("delivered", "%s (%s/s)%s", count(r.Delivered), count(uint64(r.DeliveredPerSec)), drained)
 	} else {
 		line("held", "%.2fs", r.Elapsed)
+	}
+	if b := r.Backpressure; b != nil {
+		writeBackpressure(line, b)
 	}
 	if l := r.Loss; l != nil {
 		r.writeLoss(line, l)
@@ -207,6 +253,54 @@ func (r *Report) writeLoss(line func(label, format string, args ...any), l *Loss
 	if l.Foreign > 0 {
 		line("", "%s publications from other publishers were ignored", count(l.Foreign))
 	}
+}
+
+func writeBackpressure(line func(label, format string, args ...any), b *BackpressureReport) {
+	line("acknowledged", "%s", count(b.Acknowledged))
+	if b.PublisherDropped != "" {
+		line("PUBLISHER", "dropped (%s) %.2fs after publishing started; it sent nothing after that", b.PublisherDropped, b.PublisherDroppedAfter)
+	}
+	line("per reader", "min %s  median %s  max %s  of %s expected",
+		count(b.DeliveredMin), count(b.DeliveredMedian), count(b.DeliveredMax), count(b.Expected))
+	if b.Dropped == 0 {
+		line("dropped", "no reading subscriber of %s", count(uint64(len(b.Readers))))
+	} else {
+		line("DROPPED", "%s of %s reading subscribers (%s), the first after %.2fs",
+			count(uint64(b.Dropped)), count(uint64(len(b.Readers))), codes(b.DropCodes), b.FirstDropAfter)
+	}
+	if b.Stuck == 0 {
+		return
+	}
+	switch {
+	case b.StuckDropped == 0:
+		line("stuck", "%d not dropped: still connected at the end", b.Stuck)
+	case b.StuckDroppedAfter > 0:
+		line("stuck", "%d of %d dropped (%s), the first %.2fs after publishing started",
+			b.StuckDropped, b.Stuck, codes(b.StuckDropCodes), b.StuckDroppedAfter)
+	default:
+		line("stuck", "%d of %d dropped (%s), when unknown (no leave push seen)",
+			b.StuckDropped, b.Stuck, codes(b.StuckDropCodes))
+	}
+}
+
+// codes formats counts by code, most frequent first: "slow_consumer 37,
+// close 1006 1".
+func codes(m map[string]int) string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.SortFunc(keys, func(a, b string) int {
+		if m[a] != m[b] {
+			return m[b] - m[a]
+		}
+		return strings.Compare(a, b)
+	})
+	parts := make([]string, len(keys))
+	for i, k := range keys {
+		parts[i] = fmt.Sprintf("%s %d", k, m[k])
+	}
+	return strings.Join(parts, ", ")
 }
 
 // count formats n with thousands separators: 1,234,567.

@@ -81,7 +81,7 @@ run it against your own deployment to size it and to trust it.`,
 }
 
 // ExecuteBenchHub runs the command line of one "netkit bench hub" scenario
-// (args start with fanout, idle or echo) against the server that base's URL
+// (args start with fanout, backpressure, idle or echo) against the server that base's URL
 // and Dialect reach, and returns the exit status. Adapters for other
 // servers under bench/ use it, so that every server is measured by the same
 // generator with the same flags. name names the command in help and errors.
@@ -98,17 +98,22 @@ func newBenchHubCmd(setup benchSetup) *cobra.Command {
 	hub := &cobra.Command{
 		Use:   "hub",
 		Short: "Load-test a netkit hub over WebSocket",
-		Long: `Load-test a netkit hub over WebSocket with one of three scenarios:
+		Long: `Load-test a netkit hub over WebSocket with one of four scenarios:
 
-  fanout  N subscribers on one channel, P publishers as fast as the hub
-          acknowledges (or at a set rate); throughput, loss, latency
-  idle    N connections on a channel each, held open; what a connection
-          costs the hub
-  echo    one client's publish to its own delivery, one at a time; round
-          trip latency
+  fanout        N subscribers on one channel, P publishers as fast as the
+                hub acknowledges (or at a set rate); throughput, loss,
+                latency
+  backpressure  one publisher that does not wait for replies, N readers
+                and optionally stuck subscribers that never read; who the
+                hub slows, who it drops and why
+  idle          N connections on a channel each, held open; what a
+                connection costs the hub
+  echo          one client's publish to its own delivery, one at a time;
+                round trip latency
 
 ` + benchHelp,
 		Example: `  netkit bench hub fanout --subscribers 1000
+  netkit bench hub backpressure --subscribers 1000 --stuck 1
   netkit bench hub idle --connections 10000 --server-pid $(pidof netkit)
   netkit bench hub echo --count 10000 --json`,
 		Args: benchGroupArgs,
@@ -116,6 +121,7 @@ func newBenchHubCmd(setup benchSetup) *cobra.Command {
 	}
 	hub.AddCommand(
 		newBenchFanoutCmd(setup),
+		newBenchBackpressureCmd(setup),
 		newBenchIdleCmd(setup),
 		newBenchEchoCmd(setup),
 	)
@@ -160,6 +166,55 @@ to delivery, over all deliveries.
 	fs.IntVar(&sc.Window, "window", sc.Window, "unacknowledged publishes allowed per publisher")
 	fs.DurationVar(&sc.Duration, "duration", sc.Duration, "how long to publish")
 	fs.DurationVar(&sc.Drain, "drain", sc.Drain, "how long to wait for messages in flight after publishing stops")
+	fs.StringVar(&sc.Channel, "channel", sc.Channel, "the channel to publish on")
+	bf.bind(fs)
+	return cmd
+}
+
+func newBenchBackpressureCmd(setup benchSetup) *cobra.Command {
+	sc := bench.DefaultBackpressure()
+	bf := newBenchFlags(setup.base)
+	cmd := &cobra.Command{
+		Use:   "backpressure",
+		Short: "A publisher that does not wait for replies: who the hub slows, who it drops",
+		Long: `Open --subscribers connections that subscribe to one channel and read as
+fast as they can, --stuck more that subscribe and then never read (with a
+4 KiB receive buffer, so that their sockets fill soon), and one publisher
+that sends --size-byte publishes without waiting for replies: --count of
+them, or as many as fit in --duration (whichever ends first). A hub with
+flow control slows the publisher and drops only the stuck subscribers; one
+without drops readers that were reading.
+
+Reports the publisher's achieved rate (what the hub let it send), the
+publishes acknowledged, distinct messages per reading subscriber (min,
+median, max of what each should get), the readers the hub dropped by
+disconnect code and when the first went, whether each stuck subscriber was
+dropped (its socket is read at the end) and, from the leave push the
+readers see, how long after publishing started; loss and latency as in
+fanout. --json adds each reader's delivered, lost and drop. After
+publishing stops the generator waits up to --drain for messages in flight;
+a publish still blocked (the hub stopped reading the publisher) --timeout
+after publishing should have stopped is cut short and reported.
+
+` + benchScenarioHelp,
+		Example: `  # 1000 readers and one stuck subscriber, 10 s of pipelined publishes
+  netkit bench hub backpressure --subscribers 1000 --stuck 1
+
+  # 100,000 publishes to 100 readers, with the hub's CPU time
+  netkit bench hub backpressure --count 100000 --server-pid $(pidof netkit) --json`,
+		Args: noArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return runBenchCmd(cmd, setup, bf, &sc)
+		},
+	}
+	fs := cmd.Flags()
+	fs.SortFlags = false
+	fs.IntVar(&sc.Subscribers, "subscribers", sc.Subscribers, "subscriber connections that read as fast as they can")
+	fs.IntVar(&sc.Stuck, "stuck", sc.Stuck, "subscriber connections that never read")
+	fs.IntVar(&sc.Size, "size", sc.Size, fmt.Sprintf("`bytes` of each message's data value (%d to %d)", bench.MinSize, bench.MaxSize))
+	fs.IntVar(&sc.Count, "count", sc.Count, "publishes to send; 0 means as many as fit in --duration")
+	fs.DurationVar(&sc.Duration, "duration", sc.Duration, "how long to publish at most")
+	fs.DurationVar(&sc.Drain, "drain", sc.Drain, "how long to wait for replies and messages in flight after publishing stops")
 	fs.StringVar(&sc.Channel, "channel", sc.Channel, "the channel to publish on")
 	bf.bind(fs)
 	return cmd

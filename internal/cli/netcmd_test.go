@@ -132,6 +132,9 @@ func TestNetUsageErrors(t *testing.T) {
 		{"bad allow", []string{"tcp", "serve", "--allow", "10.0.0.0/33"}, `netkit tcp serve: --allow: tcp: "10.0.0.0/33": want an address or CIDR like 10.0.0.0/8 (see 'netkit tcp serve --help')`},
 		{"cert without tls", []string{"tcp", "serve", "--cert", "c.pem", "--key", "k.pem"}, `netkit tcp serve: --cert and --key need --tls (see 'netkit tcp serve --help')`},
 		{"cert without key", []string{"tcp", "serve", "--tls", "--cert", "c.pem"}, `netkit tcp serve: --cert and --key go together; give neither for a self-signed certificate (see 'netkit tcp serve --help')`},
+		{"chat queue without unit", []string{"tcp", "serve", "--chat-queue", "65536"}, `netkit tcp serve: --chat-queue "65536": want a size from 1KiB to 1GiB like 64KiB (see 'netkit tcp serve --help')`},
+		{"chat queue max below", []string{"tcp", "serve", "--chat-queue", "1MiB", "--chat-queue-max", "512KiB"}, `netkit tcp serve: --chat-queue-max "512KiB": want at least --chat-queue (1MiB) plus 34KiB, and at most 1GiB, like 1MiB (see 'netkit tcp serve --help')`},
+		{"chat stall zero", []string{"tcp", "serve", "--chat-stall", "0s"}, `netkit tcp serve: --chat-stall 0s: want a positive duration like 10s (see 'netkit tcp serve --help')`},
 		{"insecure without tls", []string{"tcp", "dial", "a:1", "--insecure"}, `netkit tcp dial: --insecure and --ca need --tls (see 'netkit tcp dial --help')`},
 		{"insecure and ca", []string{"tcp", "dial", "a:1", "--tls", "--insecure", "--ca", "x"}, `netkit tcp dial: --insecure and --ca don't go together (see 'netkit tcp dial --help')`},
 		{"tcp dial bad port", []string{"tcp", "dial", "[::1]:99999"}, `netkit tcp dial: [::1]:99999: port "99999": want a number from 1 to 65535 (see 'netkit tcp dial --help')`},
@@ -172,6 +175,14 @@ func TestNetFlags(t *testing.T) {
 	if o == nil || o.Serve.Mode != tcp.ModeChat || o.Serve.MaxConns != 7 || o.Serve.IdleTimeout != time.Minute ||
 		fmt.Sprint(o.Serve.Allow) != "[10.0.0.0/8 ::1/128]" || fmt.Sprint(o.Serve.Deny) != "[10.1.0.0/16]" || !o.TLS || o.Listen != ":8002" {
 		t.Fatalf("tcp serve options = %+v", o)
+	}
+	if o.Serve.ChatSoftLimit != tcp.DefaultChatSoftLimit || o.Serve.ChatHardLimit != tcp.DefaultChatHardLimit ||
+		o.Serve.ChatStallTimeout != tcp.DefaultChatStallTimeout {
+		t.Fatalf("tcp serve chat limits = %d, %d, %v; want the defaults", o.Serve.ChatSoftLimit, o.Serve.ChatHardLimit, o.Serve.ChatStallTimeout)
+	}
+	r = executeNet(context.Background(), false, "", "tcp", "serve", "--mode", "chat", "--chat-queue", "256KiB", "--chat-queue-max", "4MiB", "--chat-stall", "30s")
+	if o := r.tcp; o == nil || o.Serve.ChatSoftLimit != 256<<10 || o.Serve.ChatHardLimit != 4<<20 || o.Serve.ChatStallTimeout != 30*time.Second {
+		t.Fatalf("tcp serve chat options = %+v", o)
 	}
 	r = executeNet(context.Background(), false, "", "tcp", "dial", "h:1", "--tls", "--ca", "ca.pem")
 	if o := r.tcp; o == nil || o.Dial.Addr != "h:1" || !o.TLS || o.CAFile != "ca.pem" || o.Insecure {

@@ -11,6 +11,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/netkit/netkit/internal/config"
 	"github.com/netkit/netkit/internal/tcp"
 )
 
@@ -59,6 +60,7 @@ stdout to a connection. Both speak IPv4 and IPv6, and TLS with --tls.`,
 func newTCPServeCmd(run func(*cobra.Command, *tcpOptions) error) *cobra.Command {
 	opts := &tcpOptions{Command: "serve", Listen: ":8002"}
 	var mode, allow, deny string
+	chatQueue, chatQueueMax := "64KiB", "1MiB"
 	cmd := &cobra.Command{
 		Use:   "serve",
 		Short: "Echo, print, discard or chat over TCP",
@@ -66,9 +68,18 @@ func newTCPServeCmd(run func(*cobra.Command, *tcpOptions) error) *cobra.Command 
 sends; print writes each line to stdout as "<peer>: <line>", escaped;
 discard reads and drops; chat relays each line to every other client as
 "<name> line", where the name is the client's address until it sends
-"/nick NAME". Chat announces joins and leaves, escapes terminal control
-characters, and drops a client that reads too slowly for its queue rather
-than hold the others up (like ncat --chat).
+"/nick NAME"; "/who" lists who is in the room and "/help" the commands,
+answered to the asker only. Chat announces joins and leaves and escapes
+terminal control characters.
+
+Chat flow control: a client that keeps reading is never dropped because
+a sender is faster. While the lines a client sent keep another client's
+queue over --chat-queue, the sender is not read (it is slowed, like a
+paste into a slow terminal). A client whose queue stays over --chat-queue
+for --chat-stall is not reading and is dropped, and senders go on at full
+speed; one whose queue would pass --chat-queue-max is dropped at once.
+Queues count each line plus 32 bytes, so a client holds at most
+--chat-queue-max queued and 80KiB being written.
 
 --allow and --deny take comma-separated addresses or CIDR prefixes;
 --deny wins. A refused client, or one over --max-conns, is closed at once.
@@ -81,6 +92,9 @@ fingerprint is printed. Connections and refusals are logged to stderr.`,
   # A chat room on port 9000, local network only
   netkit tcp serve --listen :9000 --mode chat --allow 192.168.0.0/16,fe80::/10
 
+  # A chat room that drops a client after 30s of not reading
+  netkit tcp serve --mode chat --chat-stall 30s
+
   # TLS echo with a generated certificate ("netkit tcp dial --tls --insecure")
   netkit tcp serve --tls --idle-timeout 5m`,
 		Args: noArgs,
@@ -91,6 +105,9 @@ fingerprint is printed. Connections and refusals are logged to stderr.`,
 			}
 			c := &opts.Serve
 			c.Mode = m
+			if err := chatLimits(c, chatQueue, chatQueueMax); err != nil {
+				return err
+			}
 			if c.Allow, err = tcp.ParsePrefixes(allow); err != nil {
 				return &usageError{fmt.Errorf("--allow: %w", err)}
 			}
@@ -102,6 +119,8 @@ fingerprint is printed. Connections and refusals are logged to stderr.`,
 				return &usageError{fmt.Errorf("--max-conns %d: want a number, or 0 for no limit", c.MaxConns)}
 			case c.IdleTimeout < 0:
 				return &usageError{fmt.Errorf("--idle-timeout %v: want a duration like 5m, or 0 for none", c.IdleTimeout)}
+			case c.ChatStallTimeout <= 0:
+				return &usageError{fmt.Errorf("--chat-stall %v: want a positive duration like 10s", c.ChatStallTimeout)}
 			case (opts.CertFile != "" || opts.KeyFile != "") && !opts.TLS:
 				return &usageError{errors.New("--cert and --key need --tls")}
 			case (opts.CertFile == "") != (opts.KeyFile == ""):
@@ -117,12 +136,30 @@ fingerprint is printed. Connections and refusals are logged to stderr.`,
 	fs.StringVar(&mode, "mode", "echo", "what to do with what clients send: echo, print, discard or chat")
 	fs.IntVar(&c.MaxConns, "max-conns", 0, "clients served at once, more are closed at once; 0 means no limit")
 	fs.DurationVar(&c.IdleTimeout, "idle-timeout", 0, "close a client that sends nothing this long; 0 means never")
+	fs.StringVar(&chatQueue, "chat-queue", chatQueue, "chat: queued `size` for a client above which the senders that filled it are slowed")
+	fs.StringVar(&chatQueueMax, "chat-queue-max", chatQueueMax, "chat: queued `size` that drops a client at once; at least --chat-queue plus 34KiB")
+	fs.DurationVar(&c.ChatStallTimeout, "chat-stall", tcp.DefaultChatStallTimeout, "chat: drop a client whose queue stays over --chat-queue this long")
 	fs.StringVar(&allow, "allow", "", "serve only clients in these comma-separated `CIDRs` or addresses")
 	fs.StringVar(&deny, "deny", "", "refuse clients in these comma-separated `CIDRs` or addresses; wins over --allow")
 	fs.BoolVar(&opts.TLS, "tls", false, "speak TLS, with --cert/--key or a generated self-signed certificate")
 	fs.StringVar(&opts.CertFile, "cert", "", "PEM certificate `file` for --tls")
 	fs.StringVar(&opts.KeyFile, "key", "", "PEM private key `file` for --tls")
 	return cmd
+}
+
+// chatLimits parses --chat-queue and --chat-queue-max into c.
+func chatLimits(c *tcp.Config, soft, hard string) error {
+	s, err := config.ParseSize(soft)
+	if err != nil || s < 1024 || s > 1<<30 {
+		return &usageError{fmt.Errorf("--chat-queue %q: want a size from 1KiB to 1GiB like 64KiB", soft)}
+	}
+	h, err := config.ParseSize(hard)
+	if err != nil || h < s+tcp.MinChatHeadroom || h > 1<<30 {
+		return &usageError{fmt.Errorf("--chat-queue-max %q: want at least --chat-queue (%s) plus %s, and at most 1GiB, like 1MiB",
+			hard, soft, config.FormatSize(tcp.MinChatHeadroom))}
+	}
+	c.ChatSoftLimit, c.ChatHardLimit = int(s), int(h)
+	return nil
 }
 
 func newTCPDialCmd(run func(*cobra.Command, *tcpOptions) error) *cobra.Command {

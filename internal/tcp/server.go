@@ -25,10 +25,23 @@ type Config struct {
 	Allow       []netip.Prefix // if not empty, only clients in these prefixes are served
 	Deny        []netip.Prefix // clients in these prefixes are closed at once; Deny wins over Allow
 	TLS         *tls.Config    // if not nil, clients speak TLS
-	ChatQueue   int            // chat messages queued per client before it is dropped; 0 means 256
-	SendBuffer  int            // SO_SNDBUF of each connection in bytes; 0 leaves the system's default
-	Out         io.Writer      // print mode's output; nil discards it
-	Log         *slog.Logger   // connections, refusals and drops; nil discards them
+	// ChatSoftLimit is the bytes queued for a chat client above which the
+	// clients whose lines filled its queue are not read until it drains;
+	// each queued line counts 32 bytes more than its length. 0 means
+	// DefaultChatSoftLimit (64 KiB).
+	ChatSoftLimit int
+	// ChatHardLimit is the bytes queued for a chat client that drop it at
+	// once. 0 means DefaultChatHardLimit (1 MiB); anything under
+	// ChatSoftLimit + MinChatHeadroom is raised to that, so that a line
+	// over the soft limit always fits.
+	ChatHardLimit int
+	// ChatStallTimeout is how long a chat client's queue may stay over
+	// ChatSoftLimit before it is dropped as not reading. 0 means
+	// DefaultChatStallTimeout (10s).
+	ChatStallTimeout time.Duration
+	SendBuffer       int          // SO_SNDBUF of each connection in bytes; 0 leaves the system's default
+	Out              io.Writer    // print mode's output; nil discards it
+	Log              *slog.Logger // connections, refusals and drops; nil discards them
 }
 
 // maxLine is the longest line print and chat modes take; chat closes a
@@ -52,8 +65,15 @@ func NewServer(cfg Config) *Server {
 	if cfg.Mode == "" {
 		cfg.Mode = ModeEcho
 	}
-	if cfg.ChatQueue <= 0 {
-		cfg.ChatQueue = 256
+	if cfg.ChatSoftLimit <= 0 {
+		cfg.ChatSoftLimit = DefaultChatSoftLimit
+	}
+	if cfg.ChatHardLimit <= 0 {
+		cfg.ChatHardLimit = DefaultChatHardLimit
+	}
+	cfg.ChatHardLimit = max(cfg.ChatHardLimit, cfg.ChatSoftLimit+MinChatHeadroom)
+	if cfg.ChatStallTimeout <= 0 {
+		cfg.ChatStallTimeout = DefaultChatStallTimeout
 	}
 	if cfg.Out == nil {
 		cfg.Out = io.Discard
