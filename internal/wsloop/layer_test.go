@@ -507,3 +507,19 @@ func TestCloseReasonCut(t *testing.T) {
 		}
 	})
 }
+
+// TestWriteDelayGathers: with a write delay, objects enqueued one after
+// another go out together (seen here as one joined frame).
+func TestWriteDelayGathers(t *testing.T) {
+	cfg := defaultConfig()
+	cfg.WriteDelay = time.Second // far longer than three Enqueue calls take
+	forPaths(t, cfg, func(t *testing.T, tl *testLayer) {
+		c := tl.dialPath(t, "/?frames=joined")
+		for _, s := range []string{"a", "b", "c"} {
+			c.srv.conn.Enqueue([]byte(s))
+		}
+		c.expect(opText, "a\nb\nc")
+		c.write(text("echo")) // an echo waits for the delay too, and arrives
+		c.expect(opText, "echo")
+	})
+}
