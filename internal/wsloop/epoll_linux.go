@@ -662,7 +662,9 @@ func (p *poller) decode(c *epollConn, data []byte) {
 		data = c.in
 	}
 	used := 0
-	for !c.closed && !c.draining && !c.paused.Load() {
+	// While closing, frames are read even if paused: the peer's close
+	// frame ends the handshake (messages are dropped).
+	for !c.closed && !c.draining && (c.closing || !c.paused.Load()) {
 		ev, n := c.rd.next(data[used:])
 		used += n
 		if ev.kind == needMore {
@@ -670,7 +672,7 @@ func (p *poller) decode(c *epollConn, data []byte) {
 		}
 		p.handle(c, ev)
 	}
-	if c.paused.Load() && !c.readOff && !c.closed {
+	if c.paused.Load() && !c.readOff && !c.closed && !c.closing {
 		c.readOff = true
 		p.watch(c)
 	}
