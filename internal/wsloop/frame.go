@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"unicode/utf8"
 )
 
 // Opcodes of RFC 6455, section 5.2.
@@ -114,11 +115,16 @@ func appendHeader(dst []byte, op byte, length int) []byte {
 	}
 }
 
-// appendClose appends a close frame with status and reason (cut to fit the
-// 125-byte limit of control frames).
+// appendClose appends a close frame with status and reason, cut to fit the
+// 125-byte limit of control frames at a character boundary (a peer must
+// refuse a reason that is not UTF-8).
 func appendClose(dst []byte, status int, reason string) []byte {
 	if len(reason) > 123 {
-		reason = reason[:123]
+		n := 123
+		for n > 0 && !utf8.RuneStart(reason[n]) {
+			n--
+		}
+		reason = reason[:n]
 	}
 	dst = appendHeader(dst, opClose, 2+len(reason))
 	dst = binary.BigEndian.AppendUint16(dst, uint16(status))
