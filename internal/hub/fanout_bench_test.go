@@ -128,13 +128,17 @@ func (h *childHub) cpuTime(b *testing.B) time.Duration {
 // per second and the hub's CPU time per delivered message.
 func BenchmarkFanout(b *testing.B) {
 	for _, subs := range []int{1000, 5000} {
-		b.Run(fmt.Sprintf("subscribers=%d", subs), func(b *testing.B) { benchFanout(b, subs) })
+		// Subscribers read one object per frame (the default) or joined
+		// frames (frames=joined), to measure what per-object frames cost.
+		for _, frames := range []string{"object", "joined"} {
+			b.Run(fmt.Sprintf("subscribers=%d/frames=%s", subs, frames), func(b *testing.B) { benchFanout(b, subs, frames) })
+		}
 	}
 }
 
-func benchFanout(b *testing.B, nsubs int) {
+func benchFanout(b *testing.B, nsubs int, frames string) {
 	h := startChildHub(b)
-	url := "ws://" + h.addr + "/ws"
+	url := "ws://" + h.addr + "/ws?frames=" + frames
 	subs := make([]*benchSub, nsubs)
 	for i := range subs {
 		subs[i] = dialBenchSub(b, url, "bench")

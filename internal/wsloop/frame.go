@@ -1,13 +1,10 @@
-// Package wsloop serves WebSocket connections from a few event-loop
-// goroutines (epoll on Linux) instead of a goroutine per connection: an
-// idle connection costs a few hundred bytes and no stack, and everything
-// queued for a connection goes out in one write(2). It takes over
-// connections after the HTTP upgrade and speaks RFC 6455 framing itself.
 package wsloop
 
 import (
 	"encoding/binary"
 	"errors"
+	"fmt"
+	"unicode/utf8"
 )
 
 // Opcodes of RFC 6455, section 5.2.
@@ -22,6 +19,10 @@ const (
 
 // errProtocol is a framing violation: the connection is closed with 1002.
 var errProtocol = errors.New("wsloop: websocket protocol error")
+
+// errLengthTopBit is the violation of a 64-bit length with its top bit set;
+// it wraps errProtocol.
+var errLengthTopBit = fmt.Errorf("%w: length with the top bit set", errProtocol)
 
 // header is a parsed frame header.
 type header struct {
@@ -73,7 +74,7 @@ func parseHeader(b []byte) (h header, ok bool, err error) {
 		}
 		v := binary.BigEndian.Uint64(b[2:])
 		if v>>63 != 0 {
-			return h, false, errProtocol
+			return h, false, errLengthTopBit
 		}
 		h.length = int64(v)
 	default:
@@ -114,11 +115,16 @@ func appendHeader(dst []byte, op byte, length int) []byte {
 	}
 }
 
-// appendClose appends a close frame with status and reason (cut to fit the
-// 125-byte limit of control frames).
+// appendClose appends a close frame with status and reason, cut to fit the
+// 125-byte limit of control frames at a character boundary (a peer must
+// refuse a reason that is not UTF-8).
 func appendClose(dst []byte, status int, reason string) []byte {
 	if len(reason) > 123 {
-		reason = reason[:123]
+		n := 123
+		for n > 0 && !utf8.RuneStart(reason[n]) {
+			n--
+		}
+		reason = reason[:n]
 	}
 	dst = appendHeader(dst, opClose, 2+len(reason))
 	dst = binary.BigEndian.AppendUint16(dst, uint16(status))

@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"encoding/binary"
 	"errors"
+	"strings"
 	"testing"
+	"unicode/utf8"
 )
 
 // clientFrame encodes a frame as a client sends it: masked with key.
@@ -114,6 +116,10 @@ func TestServerFrames(t *testing.T) {
 	c := appendClose(nil, 1009, string(bytes.Repeat([]byte("r"), 200)))
 	if len(c) != 2+125 || binary.BigEndian.Uint16(c[2:]) != 1009 {
 		t.Fatalf("close frame %x: want 127 bytes with status 1009", c[:8])
+	}
+	c = appendClose(nil, 1000, "rr"+strings.Repeat("é", 100)) // a 2-byte character across the 123rd byte
+	if reason := c[4:]; len(reason) != 122 || !utf8.Valid(reason) {
+		t.Fatalf("close reason of %d bytes, valid UTF-8 %v: want the 122 bytes of whole characters", len(reason), utf8.Valid(reason))
 	}
 }
 

@@ -507,3 +507,69 @@ func TestCloseReasonCut(t *testing.T) {
 		}
 	})
 }
+
+// TestWriteDelayGathers: with a write delay, objects enqueued one after
+// another go out together (seen here as one joined frame).
+func TestWriteDelayGathers(t *testing.T) {
+	cfg := defaultConfig()
+	cfg.WriteDelay = time.Second // far longer than three Enqueue calls take
+	forPaths(t, cfg, func(t *testing.T, tl *testLayer) {
+		c := tl.dialPath(t, "/?frames=joined")
+		for _, s := range []string{"a", "b", "c"} {
+			c.srv.conn.Enqueue([]byte(s))
+		}
+		c.expect(opText, "a\nb\nc")
+		c.write(text("echo")) // an echo waits for the delay too, and arrives
+		c.expect(opText, "echo")
+	})
+}
+
+// TestStartRacesStop: connections started while Run is stopping each get
+// OnClose exactly once, and Run returns.
+func TestStartRacesStop(t *testing.T) {
+	for _, mode := range paths() {
+		t.Run(mode, func(t *testing.T) {
+			cfg := defaultConfig()
+			cfg.Mode = mode
+			l, err := New(cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			ctx, cancel := context.WithCancel(context.Background())
+			done := make(chan error, 1)
+			go func() { done <- l.Run(ctx) }()
+			conns := make(chan Conn, 20)
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				if c, err := l.Upgrade(w, r, Options{}); err == nil {
+					conns <- c
+				}
+			}))
+			defer srv.Close()
+			tl := &testLayer{addr: srv.Listener.Addr().String(), conns: make(chan *testHandler, 20)}
+			var handlers []*testHandler
+			for range 20 {
+				tl.conns <- nil
+				rc := tl.dial(t)
+				c := <-conns
+				c.Enqueue([]byte("early")) // before Start, racing the stop too
+				handlers = append(handlers, &testHandler{t: t, conn: c, closed: make(chan struct{}), drains: make(chan struct{}, 1)})
+				_ = rc
+			}
+			started := make(chan struct{})
+			for _, h := range handlers {
+				go func() { <-started; h.conn.Start(h) }()
+			}
+			close(started)
+			cancel()
+			if err := <-done; err != nil {
+				t.Fatalf("Run: %v", err)
+			}
+			for _, h := range handlers {
+				h.waitClosed(t) // a second OnClose would panic on the closed channel
+				h.conn.Enqueue([]byte("late"))
+				h.conn.SetReadPaused(true)
+				h.conn.Close(Closing{Status: 1000})
+			}
+		})
+	}
+}

@@ -25,6 +25,7 @@ type event struct {
 	payload []byte
 	code    int    // gotClose: the peer's status, 0 for none
 	reason  Reason // gotError
+	detail  string // gotError: what was wrong, for logs and tests
 }
 
 // reader decodes the frames a client sends (RFC 6455 section 5): it checks
@@ -46,14 +47,25 @@ type reader struct {
 func (r *reader) next(data []byte) (ev event, used int) {
 	for {
 		h, ok, err := parseHeader(data[used:])
-		if err != nil {
-			return event{kind: gotError, reason: ReasonProtocol}, len(data)
+		if err != nil && err != errLengthTopBit {
+			return event{kind: gotError, reason: ReasonProtocol, detail: err.Error()}, len(data)
 		}
-		if !ok {
+		if len(data)-used < 2 {
 			return event{kind: needMore}, used
 		}
-		if h.op < opClose && int64(len(r.msg))+h.length > r.max {
-			return event{kind: gotError, reason: ReasonTooLarge}, len(data)
+		// The first two bytes give the opcode: a fragment out of sequence
+		// is refused without waiting for the rest of the header.
+		switch {
+		case h.op == opContinuation && r.msgOp == 0:
+			return event{kind: gotError, reason: ReasonProtocol, detail: "continuation without a message"}, len(data)
+		case (h.op == opText || h.op == opBinary) && r.msgOp != 0:
+			return event{kind: gotError, reason: ReasonProtocol, detail: "new message inside a fragmented one"}, len(data)
+		case err != nil: // only now: the checks above come first, whatever the length says
+			return event{kind: gotError, reason: ReasonProtocol, detail: err.Error()}, len(data)
+		case !ok:
+			return event{kind: needMore}, used
+		case h.op < opClose && int64(len(r.msg))+h.length > r.max:
+			return event{kind: gotError, reason: ReasonTooLarge, detail: "message too large"}, len(data)
 		}
 		if int64(len(data)-used-h.size) < h.length {
 			return event{kind: needMore}, used
@@ -77,20 +89,14 @@ func (r *reader) frame(h header, payload []byte) event {
 		return event{kind: gotPong, payload: payload}
 	case opClose:
 		return closeEvent(payload)
-	case opText, opBinary:
-		if r.msgOp != 0 {
-			return event{kind: gotError, reason: ReasonProtocol} // a new message inside a fragmented one
-		}
+	case opText, opBinary: // next has checked that no message is being assembled
 		if !h.fin {
 			r.msgOp = h.op
 			r.msg = append(r.msg[:0], payload...)
 			return event{kind: needMore}
 		}
 		return message(h.op, payload)
-	default: // opContinuation; parseHeader refuses other opcodes
-		if r.msgOp == 0 {
-			return event{kind: gotError, reason: ReasonProtocol}
-		}
+	default: // opContinuation of a message being assembled; parseHeader refuses other opcodes
 		r.msg = append(r.msg, payload...)
 		if !h.fin {
 			return event{kind: needMore}
@@ -106,10 +112,17 @@ func message(op byte, msg []byte) event {
 		return event{kind: gotBinary, payload: msg}
 	}
 	if !utf8.Valid(msg) {
-		return event{kind: gotError, reason: ReasonBadUTF8}
+		return event{kind: gotError, reason: ReasonBadUTF8, detail: "text message not UTF-8"}
 	}
 	return event{kind: gotText, payload: msg}
 }
+
+// Details of violations where the reader differs from gorilla/websocket on
+// purpose (see FuzzDifferential).
+const (
+	detailCloseOneByte = "close payload of 1 byte"
+	detailCloseUTF8    = "close reason not UTF-8"
+)
 
 // closeEvent validates a close frame's payload (RFC 6455 section 5.5.1 and
 // 7.4): no payload, or a valid status code and a UTF-8 reason.
@@ -118,14 +131,14 @@ func closeEvent(payload []byte) event {
 	case len(payload) == 0:
 		return event{kind: gotClose}
 	case len(payload) == 1:
-		return event{kind: gotError, reason: ReasonProtocol}
+		return event{kind: gotError, reason: ReasonProtocol, detail: detailCloseOneByte}
 	}
 	code := int(binary.BigEndian.Uint16(payload))
 	if !validCloseCode(code) {
-		return event{kind: gotError, reason: ReasonProtocol}
+		return event{kind: gotError, reason: ReasonProtocol, detail: "invalid close code"}
 	}
 	if !utf8.Valid(payload[2:]) {
-		return event{kind: gotError, reason: ReasonBadUTF8}
+		return event{kind: gotError, reason: ReasonBadUTF8, detail: detailCloseUTF8}
 	}
 	return event{kind: gotClose, code: code}
 }
