@@ -4,7 +4,9 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"sort"
+	"strings"
 	"sync"
 	"sync/atomic"
 
@@ -20,8 +22,8 @@ type Memory struct {
 	handler Handler
 
 	mu       sync.Mutex
-	channels map[string]*memChannel                    // guarded by mu
-	presence map[string]map[string]protocol.ClientInfo // channel -> client id -> info; guarded by mu
+	channels map[string]*memChannel           // guarded by mu
+	presence map[string][]protocol.ClientInfo // channel -> clients sorted by id; guarded by mu
 }
 
 // memChannel serialises a channel's offsets with their delivery.
@@ -48,7 +50,7 @@ func NewMemory(store history.Store, h Handler) *Memory {
 		pinner:   pinner,
 		handler:  h,
 		channels: make(map[string]*memChannel),
-		presence: make(map[string]map[string]protocol.ClientInfo),
+		presence: make(map[string][]protocol.ClientInfo),
 	}
 }
 
@@ -159,12 +161,13 @@ func (b *Memory) Unsubscribe(_ context.Context, channel string) error {
 // Join implements Broker.
 func (b *Memory) Join(_ context.Context, channel string, c protocol.ClientInfo, notify bool) error {
 	b.mu.Lock()
-	m := b.presence[channel]
-	if m == nil {
-		m = make(map[string]protocol.ClientInfo)
-		b.presence[channel] = m
+	list := b.presence[channel]
+	i, found := slices.BinarySearchFunc(list, c.Client, byClient)
+	if found {
+		list[i] = c
+	} else {
+		b.presence[channel] = slices.Insert(list, i, c)
 	}
-	m[c.Client] = c
 	b.mu.Unlock()
 	if notify {
 		b.notify(channel, true, c)
@@ -172,14 +175,20 @@ func (b *Memory) Join(_ context.Context, channel string, c protocol.ClientInfo, 
 	return nil
 }
 
+// byClient orders presence lists (a sorted slice costs a channel with
+// few members far less than a map).
+func byClient(c protocol.ClientInfo, id string) int { return strings.Compare(c.Client, id) }
+
 // Leave implements Broker.
 func (b *Memory) Leave(_ context.Context, channel string, c protocol.ClientInfo, notify bool) error {
 	b.mu.Lock()
-	m := b.presence[channel]
-	_, was := m[c.Client]
-	delete(m, c.Client)
-	if len(m) == 0 {
+	list := b.presence[channel]
+	i, was := slices.BinarySearchFunc(list, c.Client, byClient)
+	switch {
+	case was && len(list) == 1:
 		delete(b.presence, channel)
+	case was:
+		b.presence[channel] = slices.Delete(list, i, i+1)
 	}
 	b.mu.Unlock()
 	if notify && was {
@@ -200,13 +209,11 @@ func (b *Memory) notify(channel string, join bool, c protocol.ClientInfo) {
 // Presence implements Broker. Clients are sorted by client id.
 func (b *Memory) Presence(_ context.Context, channel string) ([]protocol.ClientInfo, error) {
 	b.mu.Lock()
-	m := b.presence[channel]
-	out := make([]protocol.ClientInfo, 0, len(m))
-	for _, c := range m {
-		out = append(out, c)
-	}
+	out := slices.Clone(b.presence[channel])
 	b.mu.Unlock()
-	sort.Slice(out, func(i, j int) bool { return out[i].Client < out[j].Client })
+	if out == nil {
+		out = []protocol.ClientInfo{}
+	}
 	return out, nil
 }
 

@@ -90,11 +90,18 @@ func (s *Server) admit(w http.ResponseWriter, r *http.Request) (claims *auth.Cla
 // session is a connection's identity and limits. The command path reads
 // and changes it; the expiry timer only reads the connection.
 type session struct {
-	mu      sync.Mutex
-	claims  *auth.Claims // nil: anonymous; guarded by mu
-	expiry  *time.Timer  // fires token_expired; guarded by mu
-	limiter *auth.CommandLimiter
+	mu       sync.Mutex
+	claims   *auth.Claims // nil: anonymous; guarded by mu
+	expiry   *time.Timer  // fires token_expired; guarded by mu
+	commands int          // commands before the limiter exists
+	limiter  *auth.CommandLimiter
 }
+
+// freeCommands is how many commands a connection sends before it gets a
+// rate limiter: an idle connection that only subscribed keeps none (two
+// rate.Limiters cost about 170 bytes). A limiter starts with a full burst,
+// so a client gets at most this many commands more than the burst.
+const freeCommands = 64
 
 // startSession arms the token's expiry for c.
 func (c *client) startSession(claims *auth.Claims) {
@@ -144,6 +151,9 @@ func (c *client) limit() *protocol.Error {
 		return nil
 	}
 	if c.sess.limiter == nil { // only the transport's goroutine gets here
+		if c.sess.commands++; c.sess.commands <= min(freeCommands, c.srv.cfg.CommandBurst) {
+			return nil
+		}
 		c.sess.limiter = auth.NewCommandLimiter(c.srv.access.rate)
 	}
 	switch c.sess.limiter.Allow(time.Now()) {

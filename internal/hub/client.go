@@ -25,7 +25,7 @@ type client struct {
 	sess   session    // token, its expiry, command rate (access.go)
 
 	// Guarded by srv.reg.mu.
-	subs    map[string]*channel
+	subs    subSet
 	removed bool
 }
 

@@ -41,7 +41,7 @@ func BenchmarkFanoutLocal(b *testing.B) {
 	conns := make([]*queueConn, subscribers)
 	for i := range conns {
 		conns[i] = &queueConn{out: wsloop.NewOutbox(1<<20, 1<<40)}
-		c := &client{srv: s, conn: conns[i], ctx: ctx, subs: map[string]*channel{},
+		c := &client{srv: s, conn: conns[i], ctx: ctx,
 			info: protocol.ClientInfo{Client: "c" + strconv.Itoa(i), User: "u" + strconv.Itoa(i)}}
 		if err := s.reg.add(c); err != nil {
 			b.Fatal(err)

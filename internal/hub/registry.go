@@ -19,11 +19,11 @@ type registry struct {
 	maxClients int // 0 means no limit
 
 	mu       sync.RWMutex
-	closed   bool                            // guarded by mu; no more clients
-	clients  map[*client]struct{}            // guarded by mu
-	users    map[string]map[*client]struct{} // guarded by mu
-	channels map[string]*channel             // channels with local subscribers; guarded by mu
-	subCount int                             // sum of the channels' subscribers; guarded by mu
+	closed   bool                 // guarded by mu; no more clients
+	clients  map[*client]struct{} // guarded by mu
+	users    map[string][]*client // a user's clients; guarded by mu
+	channels map[string]*channel  // channels with local subscribers; guarded by mu
+	subCount int                  // sum of the channels' subscribers; guarded by mu
 }
 
 // channel is one channel with local subscribers.
@@ -40,7 +40,7 @@ func newRegistry(maxClients int) *registry {
 	return &registry{
 		maxClients: maxClients,
 		clients:    make(map[*client]struct{}),
-		users:      make(map[string]map[*client]struct{}),
+		users:      make(map[string][]*client),
 		channels:   make(map[string]*channel),
 	}
 }
@@ -56,12 +56,7 @@ func (r *registry) add(c *client) error {
 		return errTooManyClients
 	}
 	r.clients[c] = struct{}{}
-	u := r.users[c.info.User]
-	if u == nil {
-		u = make(map[*client]struct{})
-		r.users[c.info.User] = u
-	}
-	u[c] = struct{}{}
+	r.users[c.info.User] = append(r.users[c.info.User], c)
 	return nil
 }
 
@@ -72,17 +67,15 @@ func (r *registry) remove(c *client) []string {
 	if _, ok := r.clients[c]; !ok {
 		return nil
 	}
-	chans := make([]string, 0, len(c.subs))
-	for name := range c.subs {
+	chans := c.subs.names()
+	for _, name := range chans {
 		r.removeSubLocked(c, name)
-		chans = append(chans, name)
 	}
 	delete(r.clients, c)
-	if u := r.users[c.info.User]; u != nil {
-		delete(u, c)
-		if len(u) == 0 {
-			delete(r.users, c.info.User)
-		}
+	if u := r.users[c.info.User]; len(u) <= 1 {
+		delete(r.users, c.info.User)
+	} else if i := slices.Index(u, c); i >= 0 {
+		r.users[c.info.User] = slices.Delete(u, i, i+1)
 	}
 	c.removed = true
 	return chans
@@ -95,7 +88,7 @@ func (r *registry) addSub(c *client, name string) bool {
 	if c.removed {
 		return false
 	}
-	if _, ok := c.subs[name]; ok {
+	if _, ok := c.subs.get(name); ok {
 		return true
 	}
 	ch := r.channels[name]
@@ -110,7 +103,7 @@ func (r *registry) addSub(c *client, name string) bool {
 	copy(subs, old)
 	subs = append(subs, c)
 	ch.subs.Store(&subs)
-	c.subs[name] = ch
+	c.subs.add(ch)
 	r.subCount++
 	return true
 }
@@ -124,11 +117,11 @@ func (r *registry) removeSub(c *client, name string) bool {
 }
 
 func (r *registry) removeSubLocked(c *client, name string) bool {
-	ch, ok := c.subs[name]
+	ch, ok := c.subs.get(name)
 	if !ok {
 		return false
 	}
-	delete(c.subs, name)
+	c.subs.del(name)
 	r.subCount--
 	old := *ch.subs.Load()
 	if len(old) == 1 {
@@ -148,8 +141,8 @@ func (r *registry) removeSubLocked(c *client, name string) bool {
 func (r *registry) subscribed(c *client, name string) (bool, int) {
 	r.mu.RLock()
 	defer r.mu.RUnlock()
-	_, ok := c.subs[name]
-	return ok, len(c.subs)
+	_, ok := c.subs.get(name)
+	return ok, c.subs.len()
 }
 
 // channel returns the local channel name, or nil when it has no local
@@ -180,12 +173,7 @@ func (r *registry) fanOut(name string, push []byte, skip string) {
 func (r *registry) userClients(user string) []*client {
 	r.mu.RLock()
 	defer r.mu.RUnlock()
-	u := r.users[user]
-	out := make([]*client, 0, len(u))
-	for c := range u {
-		out = append(out, c)
-	}
-	return out
+	return slices.Clone(r.users[user])
 }
 
 // closeAll stops new registrations and returns every client.
@@ -206,4 +194,64 @@ func (r *registry) stats() (clients, channels, subs int) {
 	r.mu.RLock()
 	defer r.mu.RUnlock()
 	return len(r.clients), len(r.channels), r.subCount
+}
+
+// subSet is a client's channels: a short slice while there are few (an
+// idle client in one channel pays a pointer, not a map), plus an index
+// once there are many.
+type subSet struct {
+	list   []*channel
+	byName map[string]*channel // when len(list) > subSetIndex
+}
+
+const subSetIndex = 16
+
+func (s *subSet) len() int { return len(s.list) }
+
+func (s *subSet) get(name string) (*channel, bool) {
+	if s.byName != nil {
+		ch, ok := s.byName[name]
+		return ch, ok
+	}
+	for _, ch := range s.list {
+		if ch.name == name {
+			return ch, true
+		}
+	}
+	return nil, false
+}
+
+func (s *subSet) add(ch *channel) {
+	s.list = append(s.list, ch)
+	switch {
+	case s.byName != nil:
+		s.byName[ch.name] = ch
+	case len(s.list) > subSetIndex:
+		s.byName = make(map[string]*channel, len(s.list))
+		for _, c := range s.list {
+			s.byName[c.name] = c
+		}
+	}
+}
+
+func (s *subSet) del(name string) {
+	i := slices.IndexFunc(s.list, func(ch *channel) bool { return ch.name == name })
+	if i < 0 {
+		return
+	}
+	s.list = slices.Delete(s.list, i, i+1)
+	if s.byName != nil {
+		delete(s.byName, name)
+		if len(s.list) <= subSetIndex/2 {
+			s.byName = nil
+		}
+	}
+}
+
+func (s *subSet) names() []string {
+	out := make([]string, len(s.list))
+	for i, ch := range s.list {
+		out[i] = ch.name
+	}
+	return out
 }

@@ -314,7 +314,6 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 		conn:   conn,
 		info:   protocol.ClientInfo{Client: randomHex(8), User: user},
 		remote: r.RemoteAddr,
-		subs:   make(map[string]*channel),
 	}
 	c.ctx, c.cancel = context.WithCancel(context.Background())
 	c.startSession(claims)
