@@ -32,14 +32,14 @@ type Config struct {
 	ConnectBurst     int           `koanf:"connect_burst" help:"connections an address may open at once above connect_rate"`
 	Namespaces       []Namespace   `koanf:"namespaces" help:"channel namespaces: the channels named NAME:rest take the options of the namespace NAME; a channel in no listed namespace is not_found"`
 	MaxMessageSize   int64         `koanf:"max_message_size" unit:"size" help:"largest inbound WebSocket message; larger ones disconnect with too_large (close 1009)"`
-	QueueMessages    int           `koanf:"queue_messages" help:"outbound queue limit per connection, in messages; overflow disconnects with slow_consumer"`
-	QueueBytes       int64         `koanf:"queue_bytes" unit:"size" help:"outbound queue limit per connection, in bytes; overflow disconnects with slow_consumer"`
+	QueueMessages    int           `koanf:"queue_messages" help:"outbound queue limit per connection, in messages: over it, publishers to the connection's channels are slowed; over it for write_timeout, or over twice it, disconnects with slow_consumer"`
+	QueueBytes       int64         `koanf:"queue_bytes" unit:"size" help:"outbound queue limit per connection, in bytes: over it, publishers to the connection's channels are slowed; over it for write_timeout, or over twice it, disconnects with slow_consumer"`
 	MaxQueuedBytes   int64         `koanf:"max_queued_bytes" unit:"size" help:"outbound queues of all connections together; over it, publishers are slowed until queues drain (a message queued for N clients counts N times)"`
 	MaxSubscriptions int           `koanf:"max_subscriptions" help:"channels one connection may subscribe to at once"`
 	MaxConnections   int           `koanf:"max_connections" help:"connections the hub accepts at once; 0 means no limit"`
 	PingInterval     time.Duration `koanf:"ping_interval" help:"how often the hub pings each connection"`
 	PongTimeout      time.Duration `koanf:"pong_timeout" help:"how long after a ping a silent connection is dropped"`
-	WriteTimeout     time.Duration `koanf:"write_timeout" help:"deadline for one write to a connection; a peer that cannot take it is dropped"`
+	WriteTimeout     time.Duration `koanf:"write_timeout" help:"how long a connection may leave written bytes untaken, or stay over its queue limit, before it is dropped; also how long an API publish waits for congested subscribers"`
 	ShutdownGrace    time.Duration `koanf:"shutdown_grace" help:"on SIGINT/SIGTERM, how long to wait for connections to close before exiting"`
 	DrainDelay       time.Duration `koanf:"drain_delay" help:"on SIGINT/SIGTERM, how long /readyz answers 503 before the listener closes, so a load balancer stops sending; 0s closes at once"`
 	HTTPTimeout      time.Duration `koanf:"http_timeout" help:"time a client gets to send its request headers (the WebSocket upgrade included); API requests get twice that for headers and body"`
