@@ -19,15 +19,41 @@ import (
 //
 //	go test -run '^$' -bench SendFile -benchtime 5x ./internal/transfer
 func BenchmarkSendFile(b *testing.B) {
-	for _, tc := range []struct {
-		name string
-		tls  bool
-	}{{"plain", false}, {"tls", true}} {
-		b.Run(tc.name, func(b *testing.B) { benchSend(b, tc.tls) })
+	for _, mode := range []string{"open", "code", "tls"} {
+		b.Run(mode, func(b *testing.B) { benchSend(b, mode) })
 	}
 }
 
-func benchSend(b *testing.B, useTLS bool) {
+// BenchmarkSeal measures the sealed stream's AES-256-GCM on one core:
+// records of maxRecord bytes sealed and opened in memory.
+//
+//	go test -run '^$' -bench Seal ./internal/transfer
+func BenchmarkSeal(b *testing.B) {
+	key := make([]byte, 32)
+	g, err := newGCM(key)
+	if err != nil {
+		b.Fatal(err)
+	}
+	p := make([]byte, maxRecord)
+	out := make([]byte, 0, maxRecord+sealTagLen)
+	b.Run("seal", func(b *testing.B) {
+		b.SetBytes(maxRecord)
+		for i := 0; b.Loop(); i++ {
+			out = g.Seal(out[:0], nonce(uint64(i)), p, nil)
+		}
+	})
+	sealed := g.Seal(nil, nonce(0), p, nil)
+	b.Run("open", func(b *testing.B) {
+		b.SetBytes(maxRecord)
+		for b.Loop() {
+			if _, err := g.Open(out[:0], nonce(0), sealed, nil); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
+
+func benchSend(b *testing.B, mode string) {
 	src := benchSource(b)
 	fi, err := os.Stat(src)
 	if err != nil {
@@ -47,7 +73,7 @@ func benchSend(b *testing.B, useTLS bool) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() {
-		done <- Receive(ctx, ln, RecvConfig{Dir: dst, TLS: useTLS, Events: func(ev Event) {
+		done <- Receive(ctx, ln, RecvConfig{Dir: dst, TLS: mode == "tls", Open: mode == "open", Events: func(ev Event) {
 			if ev.Kind == EventListening {
 				code = ev.Code
 				close(listening)
@@ -56,7 +82,7 @@ func benchSend(b *testing.B, useTLS bool) {
 	}()
 	defer func() { cancel(); <-done }()
 	<-listening
-	cfg := SendConfig{Addr: ln.Addr().String(), Paths: []string{src}, TLS: useTLS, Code: code}
+	cfg := SendConfig{Addr: ln.Addr().String(), Paths: []string{src}, TLS: mode == "tls", Open: mode == "open", Code: code}
 
 	b.SetBytes(fi.Size())
 	b.ReportAllocs()

@@ -167,6 +167,17 @@ func (s *sender) classicReply() (string, error) {
 	return strings.TrimRight(string(b[:n]), "\r\n"), nil
 }
 
+// classicName is the name a classic sender sent, less one trailing "\n"
+// or "\r\n": what `printf 'name\n' | nc host port` sends.
+func classicName(b []byte) string {
+	name := string(b)
+	if t, ok := strings.CutSuffix(name, "\r\n"); ok {
+		return t
+	}
+	name, _ = strings.CutSuffix(name, "\n")
+	return name
+}
+
 // serveClassic receives one file with the classic protocol. started is
 // true once a name arrived.
 func (s *server) serveClassic(ctx context.Context, conn net.Conn, peer string) (sum Summary, started bool, err error) {
@@ -176,14 +187,16 @@ func (s *server) serveClassic(ctx context.Context, conn net.Conn, peer string) (
 	if n == 0 {
 		return sum, false, fmt.Errorf("transfer: %s: no file name: %w", peer, err)
 	}
-	name := string(b[:n])
+	name := classicName(b[:n])
 	s.em.emit(Event{Kind: EventManifest, Peer: peer, Files: 1})
 	why := s.classicRefusal(name, n)
 	if why == "" {
-		if !s.claim(name) {
-			why = "being received from another sender"
+		owner := &recvConn{peer: peer, cancel: func() {}, done: make(chan struct{})}
+		owner.step()
+		if other := s.claim(name, owner); other != nil {
+			why = "being received from another sender (" + other.peer + ")"
 		} else {
-			defer s.release([]string{name}, 0)
+			defer s.release(owner, []string{name}, 0)
 		}
 	}
 	if why != "" {

@@ -61,9 +61,9 @@ func FuzzFrames(f *testing.F) {
 	f.Add(appendFrame(nil, fAbort, []byte("disk full writing a.bin")))
 	f.Add(appendFrame(nil, fKeepalive, nil))
 	f.Add([]byte{fManifest, 0xff, 0xff, 0xff, 0xff})
-	f.Add(appendHello(nil, 0))
+	f.Add(appendHello(nil, 0, authOpen))
 	f.Fuzz(func(t *testing.T, in []byte) {
-		if idle, err := parseHello(in); err == nil && idle < 0 {
+		if idle, _, err := parseHello(in); err == nil && idle < 0 {
 			t.Fatalf("negative idle timeout %v", idle)
 		}
 		var buf bytes.Buffer

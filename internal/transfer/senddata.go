@@ -122,7 +122,6 @@ func (s *sender) sendData(i int, f *os.File, off int64, h *hasher, known *[hashL
 	if err != nil {
 		return err
 	}
-	s.sum.Bytes += src.Size - off
 	s.sentData++
 	tr := result{Index: uint32(i), OK: changed == nil}
 	switch {
@@ -182,7 +181,6 @@ func (s *sender) sendfile(f *os.File, src source, off int64) (int64, error) {
 		}
 		s.raw = raw
 	}
-	tk := newFileTicker(s.em, "", src.Name, src.Size)
 	in := int(f.Fd())
 	pos := off
 	var serr error
@@ -202,7 +200,6 @@ func (s *sender) sendfile(f *os.File, src source, off int64) (int64, error) {
 			case n == 0:
 				return true // end of file: it shrank
 			}
-			tk.at(pos)
 		}
 		return true
 	})
@@ -218,7 +215,6 @@ func (s *sender) sendfile(f *os.File, src source, off int64) (int64, error) {
 // copyBody reads, hashes and writes through a buffer: the path for TLS.
 func (s *sender) copyBody(f *os.File, src source, off int64, h *hasher) (changed, err error) {
 	buf := s.buffer()
-	tk := newFileTicker(s.em, "", src.Name, src.Size)
 	for pos := off; pos < src.Size; {
 		chunk := buf[:min(int64(len(buf)), src.Size-pos)]
 		n, rerr := f.ReadAt(chunk, pos)
@@ -236,7 +232,6 @@ func (s *sender) copyBody(f *os.File, src source, off int64, h *hasher) (changed
 			}
 			return rerr, s.pad(src.Size - pos)
 		}
-		tk.at(pos)
 	}
 	return nil, nil
 }

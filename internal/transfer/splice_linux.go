@@ -52,7 +52,7 @@ func (rc *recvConn) receiveSpliced(tcp *net.TCPConn, f *os.File, e entry, off in
 			marks <- pos
 			last = pos
 		}
-		tk.at(pos)
+		rc.at(&tk, pos)
 	})
 	marks <- pos
 	close(marks)
