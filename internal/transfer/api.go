@@ -40,7 +40,7 @@ type Event struct {
 	Code     string        `json:"code,omitempty"`
 	Dir      string        `json:"dir,omitempty"`   // listening: where files go
 	Addrs    []string      `json:"addrs,omitempty"` // listening: this machine's addresses, HOST:PORT
-	File     string        `json:"file,omitempty"` // path relative to the transfer root, "/"-separated
+	File     string        `json:"file,omitempty"`  // path relative to the transfer root, "/"-separated
 	Size     int64         `json:"size,omitempty"`
 	Offset   int64         `json:"offset,omitempty"`
 	Done     int64         `json:"done,omitempty"`

@@ -299,7 +299,7 @@ func (s *sender) readAcks() (r ackResult) {
 			s.conn.Close() // stops the writer too
 		}
 	}()
-	var acked int64  // bytes of files acknowledged
+	var acked int64   // bytes of files acknowledged
 	var fileOff int64 // the current file's offset, from its progress
 	cur := -1
 	for {
