@@ -22,8 +22,9 @@ import (
 // line when it has to stop early (a netkit sender prints it).
 
 const (
-	classicMaxName = 255
-	classicMode    = 0o644
+	classicMaxName  = 255
+	classicMode     = 0o644
+	classicWaitNote = time.Second // silence before the sender says it waits for "ok"
 )
 
 // sendClassic sends one regular file with the classic protocol.
@@ -36,7 +37,7 @@ func sendClassic(ctx context.Context, cfg SendConfig) (Summary, error) {
 	}
 	f, err := os.Open(path)
 	if err != nil {
-		return Summary{}, fmt.Errorf("transfer: %w", err)
+		return Summary{}, fmt.Errorf("transfer: cannot read %s: %w", cfg.Paths[0], errors.Unwrap(err))
 	}
 	defer f.Close()
 	conn, err := dialReceiver(ctx, cfg)
@@ -49,7 +50,7 @@ func sendClassic(ctx context.Context, cfg SendConfig) (Summary, error) {
 	em.emit(Event{Kind: EventConnected, Peer: conn.RemoteAddr().String()})
 	em.emit(Event{Kind: EventManifest, Files: 1, Bytes: size})
 
-	s := &sender{cfg: cfg, em: em, conn: conn}
+	s := &sender{cfg: cfg, em: em, conn: conn, localProgress: true}
 	s.tcp, _ = conn.(*net.TCPConn)
 	var sum Summary
 	refused, err := s.classic(f, name, size)
@@ -108,7 +109,12 @@ func (s *sender) classic(f *os.File, name string, size int64) (refused string, e
 	if _, err := s.conn.Write([]byte(name)); err != nil {
 		return "", s.writeErr(err)
 	}
+	// Say what we wait for when the answer does not come at once.
+	wait := time.AfterFunc(classicWaitNote, func() {
+		s.em.emit(Event{Kind: EventWaiting, Reason: "sent the name " + name + "; waiting for the receiver's ok"})
+	})
 	reply, err := s.classicReply()
+	wait.Stop()
 	switch {
 	case err != nil:
 		return "", err

@@ -29,7 +29,8 @@ type sender struct {
 	buf  []byte       // file data, 1 MiB, reused
 	raw  syscall.RawConn
 
-	code      string // canonical code; "" when open or TLS
+	code          string // canonical code; "" when open or TLS
+	localProgress bool   // classic: progress from what went into the socket (no receiver reports)
 	srcs      []source
 	answers   []answer
 	every     time.Duration // keepalive interval while hashing

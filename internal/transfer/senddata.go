@@ -181,6 +181,7 @@ func (s *sender) sendfile(f *os.File, src source, off int64) (int64, error) {
 		}
 		s.raw = raw
 	}
+	tk := s.ticker(src)
 	in := int(f.Fd())
 	pos := off
 	var serr error
@@ -200,6 +201,7 @@ func (s *sender) sendfile(f *os.File, src source, off int64) (int64, error) {
 			case n == 0:
 				return true // end of file: it shrank
 			}
+			tk.at(pos)
 		}
 		return true
 	})
@@ -215,6 +217,7 @@ func (s *sender) sendfile(f *os.File, src source, off int64) (int64, error) {
 // copyBody reads, hashes and writes through a buffer: the path for TLS.
 func (s *sender) copyBody(f *os.File, src source, off int64, h *hasher) (changed, err error) {
 	buf := s.buffer()
+	tk := s.ticker(src)
 	for pos := off; pos < src.Size; {
 		chunk := buf[:min(int64(len(buf)), src.Size-pos)]
 		n, rerr := f.ReadAt(chunk, pos)
@@ -232,8 +235,20 @@ func (s *sender) copyBody(f *os.File, src source, off int64, h *hasher) (changed
 			}
 			return rerr, s.pad(src.Size - pos)
 		}
+		tk.at(pos)
 	}
 	return nil, nil
+}
+
+// ticker reports progress from what went into the socket, only where the
+// receiver reports none (classic); elsewhere readAcks shows what the
+// receiver has.
+func (s *sender) ticker(src source) *fileTicker {
+	if !s.localProgress {
+		return nil
+	}
+	tk := newFileTicker(s.em, "", src.Name, src.Size)
+	return &tk
 }
 
 // pad sends n zero bytes in place of data the file no longer has.

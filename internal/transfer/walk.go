@@ -1,6 +1,7 @@
 package transfer
 
 import (
+	"errors"
 	"fmt"
 	"io/fs"
 	"os"
@@ -61,7 +62,11 @@ func (w *walker) add(path, name string, top bool) error {
 	fi, err := os.Lstat(path)
 	if err != nil {
 		if top {
-			return fmt.Errorf("transfer: %w", err)
+			var pe *fs.PathError
+			if errors.As(err, &pe) {
+				err = pe.Err // "no such file or directory", without "lstat PATH"
+			}
+			return fmt.Errorf("transfer: cannot send %s: %w", path, err)
 		}
 		w.warn(name, err.Error())
 		return nil
