@@ -31,13 +31,13 @@ type sender struct {
 
 	code          string // canonical code; "" when open or TLS
 	localProgress bool   // classic: progress from what went into the socket (no receiver reports)
-	srcs      []source
-	answers   []answer
-	every     time.Duration // keepalive interval while hashing
-	lastFlush time.Time
-	werr      error // first write failure
-	sum       Summary
-	sentData  int // files whose data went out: each gets an ack
+	srcs          []source
+	answers       []answer
+	every         time.Duration // keepalive interval while hashing
+	lastFlush     time.Time
+	werr          error // first write failure
+	sum           Summary
+	sentData      int // files whose data went out: each gets an ack
 
 	confirmed atomic.Int64 // file bytes the receiver reported on disk; written by readAcks
 }
