@@ -98,7 +98,7 @@ Exit status: 0 on success, 1 when a command fails (bad settings included),
 	root.AddCommand(
 		newHubCmd(env, runHub),
 		newBenchCmd(env, nil),
-		newSendCmd(env, nil), newRecvCmd(env, nil),
+		newSendCmd(env, nil), newRecvCmd(env, nil), newRelayCmd(nil),
 		newUDPCmd(env, nil),
 		newTCPCmd(env, nil),
 		newStatesCmd(env, nil),

@@ -148,7 +148,9 @@ func (p *Progress) Event(e Event) {
 			_, err = p.cfg.Out.Write(append(b, '\n'))
 		}
 		p.keepErr(err)
-		p.quietLineLocked(e)
+		if e.Kind == EventError || e.Kind == EventReject { // the code is in the JSON
+			p.quietLineLocked(e)
+		}
 	case ProgressQuiet:
 		p.quietLineLocked(e)
 	case ProgressBars:
