@@ -111,7 +111,9 @@ func TestSendFlags(t *testing.T) {
 		{
 			name: "one path",
 			args: []string{"--code", "7-abaci-abase-abbey", "a.txt", "host:8000"},
-			edit: func(c *transfer.SendConfig) { c.Paths, c.Addr, c.Code = []string{"a.txt"}, "host:8000", "7-abaci-abase-abbey" },
+			edit: func(c *transfer.SendConfig) {
+				c.Paths, c.Addr, c.Code = []string{"a.txt"}, "host:8000", "7-abaci-abase-abbey"
+			},
 		},
 		{
 			name: "open",
@@ -154,9 +156,11 @@ func TestSendFlags(t *testing.T) {
 			edit: func(c *transfer.SendConfig) { c.Paths, c.Addr, c.Classic = []string{"missing.txt"}, "host:8000", true },
 		},
 		{
-			name:  "json",
-			args:  []string{"--json", "--open", "--idle-timeout", "0s", "a", "host:1"},
-			edit:  func(c *transfer.SendConfig) { c.Paths, c.Addr, c.IdleTimeout, c.Open = []string{"a"}, "host:1", 0, true },
+			name: "json",
+			args: []string{"--json", "--open", "--idle-timeout", "0s", "a", "host:1"},
+			edit: func(c *transfer.SendConfig) {
+				c.Paths, c.Addr, c.IdleTimeout, c.Open = []string{"a"}, "host:1", 0, true
+			},
 			style: transfer.ProgressJSON,
 		},
 		{
@@ -282,8 +286,8 @@ func TestRecvFlags(t *testing.T) {
 			style: transfer.ProgressJSON,
 		},
 		{
-			name:  "classic, once, quiet",
-			args:  []string{"--classic", "--once", "--quiet", "--max-size", "512MiB"},
+			name: "classic, once, quiet",
+			args: []string{"--classic", "--once", "--quiet", "--max-size", "512MiB"},
 			edit: func(o *recvOptions) {
 				o.Listen = "127.0.0.1:8000" // no code: this machine only, unless --listen
 				o.Config.Classic, o.Config.Once, o.Config.MaxSize = true, true, 512<<20
