@@ -100,6 +100,7 @@ type RecvConfig struct {
 	Events      func(Event)   // called for each event, from one goroutine at a time; nil for none
 
 	freeSpace func() (int64, error) // tests: replaces the file system's free space
+	takeover  time.Duration         // tests: replaces takeoverAfter
 }
 
 // Send sends cfg.Paths to the receiver at cfg.Addr. It returns nil when

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -81,6 +82,9 @@ func (rc *recvConn) step() { rc.moved.Store(time.Now().UnixNano()) }
 func (rc *recvConn) run(ctx context.Context) (sum Summary, started bool, err error) {
 	ctx, rc.cancel = context.WithCancel(ctx)
 	defer rc.cancel()
+	raw := rc.conn // a takeover cancels ctx: that must end blocked reads
+	stopClose := context.AfterFunc(ctx, func() { raw.Close() })
+	defer stopClose()
 	defer close(rc.done)
 	defer func() { rc.srv.release(rc, rc.claimed, rc.reserved); rc.srv.uncharge(rc.charged) }()
 	every, auth, err := rc.readHello()
@@ -235,14 +239,25 @@ func (rc *recvConn) readManifest(ctx context.Context) error {
 	if typ != fManifest {
 		return fmt.Errorf("transfer: %s: %w: frame type %d before the manifest", rc.peer, ErrProtocol, typ)
 	}
-	cost := manifestCost(int64(n))
-	if !rc.srv.charge(cost) {
+	busy := func() error {
 		return fmt.Errorf("transfer: %s: receiver busy: a manifest of %s does not fit the memory left for manifests now; try again later or send fewer files at once", rc.peer, spaceString(int64(n)))
+	}
+	// First the bytes, then, once the count is known, the entries.
+	cost := payloadCost(int64(n))
+	if !rc.srv.charge(cost) {
+		return busy()
 	}
 	rc.charged = cost
 	p, err := readPayload(rc.br, int(n))
 	if err != nil {
 		return rc.connErr(err)
+	}
+	if len(p) >= 4 {
+		count := min(int64(binary.BigEndian.Uint32(p)), maxEntries)
+		if !rc.srv.charge(count * perEntryCost) {
+			return busy()
+		}
+		rc.charged += count * perEntryCost
 	}
 	if rc.entries, err = decodeManifestOwned(p); err != nil {
 		return fmt.Errorf("transfer: %s: %w", rc.peer, err)

@@ -1,6 +1,7 @@
 package transfer
 
 import (
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -92,7 +93,8 @@ func (rc *recvConn) claim(ctx context.Context, name string) string {
 		return ""
 	}
 	idle := time.Since(time.Unix(0, other.moved.Load()))
-	if sameHost(other.peer, rc.peer) && idle >= takeoverAfter {
+	after := cmp.Or(rc.srv.cfg.takeover, takeoverAfter)
+	if sameHost(other.peer, rc.peer) && idle >= after {
 		other.cancel()
 		t := time.NewTimer(5 * time.Second)
 		defer t.Stop()
