@@ -9,11 +9,11 @@ import (
 	"strings"
 	"sync"
 	"time"
-	"unicode"
-	"unicode/utf8"
 
 	"github.com/vbauerster/mpb/v8"
 	"github.com/vbauerster/mpb/v8/decor"
+
+	"github.com/netkit/netkit/internal/termtext"
 )
 
 // ProgressStyle says how a Progress shows a transfer's events.
@@ -484,12 +484,7 @@ func formatElapsed(d time.Duration) string {
 // printable returns s, or s quoted if it holds characters that are not
 // printable, such as the escape sequences a hostile sender could put in a
 // file name to rewrite the receiver's terminal.
-func printable(s string) string {
-	if strings.IndexFunc(s, func(r rune) bool { return !unicode.IsPrint(r) }) < 0 && utf8.ValidString(s) {
-		return s
-	}
-	return strconv.Quote(s)
-}
+func printable(s string) string { return termtext.Quote(s) }
 
 // shortName fits name in max runes by cutting its middle.
 func shortName(name string, max int) string {

@@ -12,6 +12,8 @@ import (
 	"time"
 	"unicode/utf8"
 	"unsafe"
+
+	"github.com/netkit/netkit/internal/termtext"
 )
 
 // The wire format is described byte by byte in docs/transfer.md. Every
@@ -462,17 +464,10 @@ func clipReason(s string) string {
 	return s
 }
 
-// safeText returns s, or s quoted when it holds control characters or
-// invalid UTF-8, so that a peer's text cannot drive a terminal.
-func safeText(s string) string {
-	for _, r := range s {
-		if r == utf8.RuneError || isControl(r) {
-			q := fmt.Sprintf("%q", s)
-			return q[1 : len(q)-1]
-		}
-	}
-	return s
-}
+// safeText returns s, or s escaped when it holds characters that are not
+// printable or invalid UTF-8, so that a peer's text cannot drive a
+// terminal (termtext.Safe).
+func safeText(s string) string { return termtext.Safe(s) }
 
 func boolByte(b bool) byte {
 	if b {
