@@ -138,3 +138,29 @@ func cpuTime() time.Duration {
 	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
+
+// BenchmarkPake measures one whole code exchange, both ends, in memory:
+// what each connection costs before its first frame.
+//
+//	go test -run '^$' -bench Pake ./internal/transfer
+func BenchmarkPake(b *testing.B) {
+	b.ReportAllocs()
+	for b.Loop() {
+		s, err := newPake(testCode, true)
+		if err != nil {
+			b.Fatal(err)
+		}
+		r, _ := newPake(testCode, false)
+		if err := r.update(s.mine); err != nil {
+			b.Fatal(err)
+		}
+		if err := s.update(r.mine); err != nil {
+			b.Fatal(err)
+		}
+		ks, _ := s.keys(r.mine)
+		kr, _ := r.keys(s.mine)
+		if ks.confirmR != kr.confirmR {
+			b.Fatal("keys differ")
+		}
+	}
+}
