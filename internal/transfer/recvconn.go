@@ -242,8 +242,9 @@ func (rc *recvConn) readManifest(ctx context.Context) error {
 	busy := func() error {
 		return fmt.Errorf("transfer: %s: receiver busy: a manifest of %s does not fit the memory left for manifests now; try again later or send fewer files at once", rc.peer, spaceString(int64(n)))
 	}
-	// First the bytes, then, once the count is known, the entries.
-	cost := payloadCost(int64(n))
+	// The most a manifest of this size can cost, before reading it; once
+	// the count is read, what it does cost (the rest is given back).
+	cost := manifestCost(int64(n))
 	if !rc.srv.charge(cost) {
 		return busy()
 	}
@@ -253,11 +254,10 @@ func (rc *recvConn) readManifest(ctx context.Context) error {
 		return rc.connErr(err)
 	}
 	if len(p) >= 4 {
-		count := min(int64(binary.BigEndian.Uint32(p)), maxEntries)
-		if !rc.srv.charge(count * perEntryCost) {
-			return busy()
-		}
-		rc.charged += count * perEntryCost
+		count := min(int64(binary.BigEndian.Uint32(p)), maxEntries, int64(n)/(entryFixedLen+1))
+		actual := payloadCost(int64(n)) + count*perEntryCost
+		rc.srv.uncharge(rc.charged - actual)
+		rc.charged = actual
 	}
 	if rc.entries, err = decodeManifestOwned(p); err != nil {
 		return fmt.Errorf("transfer: %s: %w", rc.peer, err)
