@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -8,6 +9,8 @@ import (
 	"net"
 	"os"
 	"strconv"
+	"strings"
+	"sync"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -18,11 +21,13 @@ import (
 
 // recvOptions is what "netkit recv" hands to its run function.
 type recvOptions struct {
-	Listen string                 // --listen
-	Config transfer.RecvConfig    // Events is left nil: the run function sets it
-	Style  transfer.ProgressStyle // from --quiet, --json and whether stderr is a terminal
-	Stdout io.Writer              // --json events
-	Stderr io.Writer              // progress, hashes, summaries, errors
+	Listen  string                 // --listen
+	Confirm bool                   // --confirm: ask on Stdin before accepting each offer
+	Config  transfer.RecvConfig    // Events and Confirm are left nil: the run function sets them
+	Stdin   io.Reader              // answers to --confirm
+	Style   transfer.ProgressStyle // from --quiet, --json and whether stderr is a terminal
+	Stdout  io.Writer              // --json events
+	Stderr  io.Writer              // progress, hashes, summaries, errors
 }
 
 // newRecvCmd returns "netkit recv". env is the environment in os.Environ
@@ -69,6 +74,10 @@ Who may send:
   --tls      the older encrypted mode: prints a certificate fingerprint for
              "send --tls --code"; anyone may send. 127.0.0.1:8000 unless
              --listen.
+
+With --confirm recv shows each offer once the sender has proved the code
+(who, how many files, how large, the first names) and accepts it only when
+answered y; anything else declines it, and the sender is told.
 
 Every file is checked against the BLAKE3 hash the sender computed before it
 appears under its name; until then it is a partial file inside --dir. When
@@ -118,6 +127,9 @@ flags.`,
 				return err
 			}
 			opts.Stdout, opts.Stderr = cmd.OutOrStdout(), cmd.ErrOrStderr()
+			if opts.Confirm {
+				opts.Stdin = cmd.InOrStdin()
+			}
 			opts.Style = out.style(opts.Stderr, env)
 			if runF != nil {
 				return runF(cmd.Context(), opts)
@@ -134,6 +146,7 @@ flags.`,
 	fs.StringVar(&c.Relay, "relay", "", "fetch through the relay at `HOST[:PORT]` (port "+strconv.Itoa(transfer.DefaultRelayPort)+" if none); the code is the argument")
 	fs.BoolVar(&c.Open, "open", false, "take files from anyone who can reach the port, without a code or encryption")
 	fs.BoolVar(&c.Once, "once", false, "exit after one transfer")
+	fs.BoolVar(&opts.Confirm, "confirm", false, "show each offer (names and sizes, after the code) and accept it only if answered y")
 	fs.BoolVar(&c.Classic, "classic", false, "speak the classic protocol (name, \"ok\", bytes): anyone may send, no hash, no resume")
 	fs.BoolVar(&c.Overwrite, "overwrite", false, "replace existing files that differ from the ones sent")
 	fs.StringVar(&maxSize, "max-size", "", "reject files larger than this `size`, like 10GiB (default no limit)")
@@ -229,6 +242,9 @@ func runRecv(ctx context.Context, opts *recvOptions) error {
 	var t tally
 	cfg := opts.Config
 	cfg.Events = t.count(prog.Event)
+	if opts.Confirm {
+		cfg.Confirm = confirmer(opts.Stdin, opts.Stderr)
+	}
 	var err error
 	if ln == nil {
 		err = transfer.ReceiveRelay(ctx, cfg)
@@ -248,4 +264,37 @@ func runRecv(ctx context.Context, opts *recvOptions) error {
 		return t.err(0, 0)
 	}
 	return err
+}
+
+// confirmer returns a RecvConfig.Confirm that shows each offer on w and
+// reads y or n from in, one offer at a time. No answer (end of input) is
+// no.
+func confirmer(in io.Reader, w io.Writer) func(transfer.Offer) bool {
+	var mu sync.Mutex
+	br := bufio.NewReader(in)
+	return func(o transfer.Offer) bool {
+		mu.Lock()
+		defer mu.Unlock()
+		var b strings.Builder
+		fmt.Fprintf(&b, "%s offers %s, %s:\n", o.Peer, fileCount(int64(o.Files)), byteCount(o.Bytes))
+		for _, f := range o.Names {
+			if f.Dir {
+				fmt.Fprintf(&b, "  %s/\n", f.Name)
+			} else {
+				fmt.Fprintf(&b, "  %s (%s)\n", f.Name, byteCount(f.Size))
+			}
+		}
+		if more := o.Entries - len(o.Names); more > 0 {
+			fmt.Fprintf(&b, "  and %d more\n", more)
+		}
+		b.WriteString("accept? [y/N] ")
+		io.WriteString(w, b.String())
+		line, _ := br.ReadString('\n')
+		switch strings.ToLower(strings.TrimSpace(line)) {
+		case "y", "yes":
+			return true
+		}
+		io.WriteString(w, "declined\n")
+		return false
+	}
 }

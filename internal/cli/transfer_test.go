@@ -268,6 +268,7 @@ func TestRecvFlags(t *testing.T) {
 		args  []string
 		edit  func(*recvOptions)
 		style transfer.ProgressStyle
+		stdin bool // --confirm: Stdin is set
 	}{
 		{name: "defaults"},
 		{
@@ -300,6 +301,12 @@ func TestRecvFlags(t *testing.T) {
 			edit: func(o *recvOptions) { o.Config.Open = true },
 		},
 		{
+			name:  "confirm",
+			args:  []string{"--confirm"},
+			edit:  func(o *recvOptions) { o.Confirm = true },
+			stdin: true,
+		},
+		{
 			name: "a code of our own",
 			args: []string{"--code", "7-Abaci-abase abbey"},
 			edit: func(o *recvOptions) { o.Config.Code = "7-Abaci-abase abbey" },
@@ -328,7 +335,10 @@ func TestRecvFlags(t *testing.T) {
 				tc.edit(&want)
 			}
 			got := *r.recv
-			got.Stdout, got.Stderr, got.Style = nil, nil, 0
+			if (got.Stdin != nil) != tc.stdin {
+				t.Errorf("stdin set %v, want %v", got.Stdin != nil, tc.stdin)
+			}
+			got.Stdout, got.Stderr, got.Style, got.Stdin = nil, nil, 0, nil
 			if !reflect.DeepEqual(got, want) {
 				t.Errorf("options =\n%+v\nwant\n%+v", got, want)
 			}
@@ -611,5 +621,24 @@ func TestRelayFlags(t *testing.T) {
 				t.Errorf("options =\n%+v\nwant\n%+v", g, tc.want)
 			}
 		})
+	}
+}
+
+func TestConfirmer(t *testing.T) {
+	offer := transfer.Offer{Peer: "10.0.0.5:51234", Entries: 23, Files: 22, Bytes: 3 << 20,
+		Names: []transfer.OfferedFile{{Name: "photos", Dir: true}, {Name: "photos/a.jpg", Size: 1 << 20}}}
+	tests := []struct {
+		in   string
+		want bool
+	}{{"y\n", true}, {"YES\n", true}, {"n\n", false}, {"\n", false}, {"", false}}
+	for _, tc := range tests {
+		var out bytes.Buffer
+		if got := confirmer(strings.NewReader(tc.in), &out)(offer); got != tc.want {
+			t.Errorf("answer %q: %v, want %v", tc.in, got, tc.want)
+		}
+		want := "10.0.0.5:51234 offers 22 files, 3.0 MiB:\n  photos/\n  photos/a.jpg (1.0 MiB)\n  and 21 more\naccept? [y/N] "
+		if !strings.HasPrefix(out.String(), want) {
+			t.Errorf("prompt %q, want %q", out.String(), want)
+		}
 	}
 }

@@ -56,6 +56,26 @@ type Event struct {
 	Failed   int           `json:"failed,omitempty"`   // summary: files that failed
 }
 
+// Offer is what a sender offers, for RecvConfig.Confirm: at most
+// MaxOfferNames names, with their sizes.
+type Offer struct {
+	Peer    string
+	Entries int   // files and directories in the manifest
+	Files   int   // files in the manifest
+	Bytes   int64 // their total size
+	Names   []OfferedFile
+}
+
+// OfferedFile is one entry of an Offer.
+type OfferedFile struct {
+	Name string // made safe to print (termtext.Safe)
+	Size int64
+	Dir  bool
+}
+
+// MaxOfferNames is how many entries an Offer lists.
+const MaxOfferNames = 20
+
 // Summary is the outcome of one transfer (one sender's connection).
 type Summary struct {
 	Files    int           // files sent or received and verified
@@ -83,21 +103,22 @@ type SendConfig struct {
 
 // RecvConfig configures Receive.
 type RecvConfig struct {
-	Dir         string        // where files go; nothing is written outside it
-	Once        bool          // return after one transfer
-	Classic     bool          // the teaching protocol (no code: anyone may send)
-	Open        bool          // no code: anyone who reaches the port may send, in the clear
-	Code        string        // the code senders must prove; "" makes a new one (unless Open, Classic or TLS)
-	Relay       string        // ReceiveRelay: the relay's host:port
-	Overwrite   bool          // replace existing files that differ
-	MaxSize     int64         // refuse files larger than this; 0 means no limit
-	IdleTimeout time.Duration // drop a sender that stalls this long (its partial file is kept)
-	Hold        time.Duration // drop a sender that moves no file data for this long, whatever its keepalives; 0 means 2m
-	MaxConns    int           // connections served at once, handshakes included; 0 means 16
-	MaxFailures int           // wrong codes before Receive retires the code and returns ErrTooManyFailures; 0 means 10
-	ManifestMem int64         // bytes all connections' manifests may take at once; 0 means 256 MiB
-	TLS         bool          // legacy: serve TLS with a generated self-signed certificate, no code
-	Events      func(Event)   // called for each event, from one goroutine at a time; nil for none
+	Dir         string           // where files go; nothing is written outside it
+	Once        bool             // return after one transfer
+	Classic     bool             // the teaching protocol (no code: anyone may send)
+	Open        bool             // no code: anyone who reaches the port may send, in the clear
+	Code        string           // the code senders must prove; "" makes a new one (unless Open, Classic or TLS)
+	Relay       string           // ReceiveRelay: the relay's host:port
+	Overwrite   bool             // replace existing files that differ
+	MaxSize     int64            // refuse files larger than this; 0 means no limit
+	IdleTimeout time.Duration    // drop a sender that stalls this long (its partial file is kept)
+	Hold        time.Duration    // drop a sender that moves no file data for this long, whatever its keepalives; 0 means 2m
+	MaxConns    int              // connections served at once, handshakes included; 0 means 16
+	MaxFailures int              // wrong codes before Receive retires the code and returns ErrTooManyFailures; 0 means 10
+	ManifestMem int64            // bytes all connections' manifests may take at once; 0 means 256 MiB
+	TLS         bool             // legacy: serve TLS with a generated self-signed certificate, no code
+	Confirm     func(Offer) bool // asked before answering each offer (after the code): false declines it; nil accepts all
+	Events      func(Event)      // called for each event, from one goroutine at a time; nil for none
 
 	freeSpace func() (int64, error) // tests: replaces the file system's free space
 	takeover  time.Duration         // tests: replaces takeoverAfter

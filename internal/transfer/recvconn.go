@@ -113,6 +113,9 @@ func (rc *recvConn) run(ctx context.Context) (sum Summary, started bool, err err
 		return rc.sum, false, err
 	}
 	defer rc.finishDirs()
+	if err := rc.confirm(); err != nil {
+		return rc.sum, true, err
+	}
 	if err := rc.answerAll(ctx); err != nil {
 		return rc.sum, true, err
 	}
@@ -272,6 +275,29 @@ func (rc *recvConn) readManifest(ctx context.Context) error {
 		}
 	}
 	rc.srv.em.emit(ev)
+	return nil
+}
+
+// confirm asks cfg.Confirm about the offer, if set. The writer's
+// keepalives keep the sender waiting meanwhile.
+func (rc *recvConn) confirm() error {
+	if rc.srv.cfg.Confirm == nil {
+		return nil
+	}
+	o := Offer{Peer: rc.peer, Entries: len(rc.entries)}
+	for _, e := range rc.entries {
+		if e.Kind == kindFile {
+			o.Files++
+			o.Bytes += e.Size
+		}
+		if len(o.Names) < MaxOfferNames {
+			o.Names = append(o.Names, OfferedFile{Name: safeText(e.Name), Size: e.Size, Dir: e.Kind == kindDir})
+		}
+	}
+	if !rc.srv.cfg.Confirm(o) {
+		return fmt.Errorf("transfer: %s: declined by the receiver", rc.peer)
+	}
+	rc.step()
 	return nil
 }
 

@@ -148,3 +148,27 @@ func TestListeningEvent(t *testing.T) {
 		t.Errorf("listening event %+v, want dir %s, the code, and %s", ev, dst, r.addr)
 	}
 }
+
+// TestConfirm: the receiver's Confirm sees the offer after the code; a
+// no ends the transfer with a reason the sender shows, a yes goes on.
+func TestConfirm(t *testing.T) {
+	src := t.TempDir()
+	path := filepath.Join(src, "f.txt")
+	writeFile(t, path, []byte("x"), 0o644, time.Now())
+	for _, yes := range []bool{false, true} {
+		dst := t.TempDir()
+		offers := make(chan Offer, 1)
+		r := startReceiver(t, RecvConfig{Dir: dst, Confirm: func(o Offer) bool { offers <- o; return yes }})
+		sum, err, _ := send2(t, r.addr, SendConfig{Paths: []string{path}})
+		o := <-offers
+		if o.Files != 1 || o.Bytes != 1 || len(o.Names) != 1 || o.Names[0].Name != "f.txt" {
+			t.Errorf("offer %+v", o)
+		}
+		switch {
+		case !yes && (err == nil || !strings.Contains(err.Error(), "declined by the receiver")):
+			t.Errorf("declined: %v, want the receiver's reason", err)
+		case yes && (err != nil || sum.Verified != 1):
+			t.Errorf("accepted: %+v, %v", sum, err)
+		}
+	}
+}
