@@ -51,7 +51,9 @@ func sendClassic(ctx context.Context, cfg SendConfig) (Summary, error) {
 	em.emit(Event{Kind: EventManifest, Files: 1, Bytes: size})
 
 	s := &sender{cfg: cfg, em: em, conn: conn, localProgress: true}
-	s.tcp, _ = conn.(*net.TCPConn)
+	if canSendfile {
+		s.tcp, _ = conn.(*net.TCPConn)
+	}
 	var sum Summary
 	refused, err := s.classic(f, name, size)
 	if ctx.Err() != nil {

@@ -13,8 +13,6 @@ import (
 	"sync"
 	"syscall"
 	"time"
-
-	"golang.org/x/sys/unix"
 )
 
 // server is Receive's state shared by its connections.
@@ -323,12 +321,10 @@ func (s *server) freeSpace() (int64, error) {
 	if s.cfg.freeSpace != nil {
 		return s.cfg.freeSpace()
 	}
-	var st unix.Statfs_t
-	if err := unix.Statfs(s.root.Name(), &st); err != nil {
+	avail, total, err := diskSpace(s.root.Name())
+	if err != nil {
 		return 0, fmt.Errorf("transfer: free space: %w", err)
 	}
-	avail := int64(st.Bavail) * int64(st.Bsize)
-	total := int64(st.Blocks) * int64(st.Bsize)
 	return avail - min(total/100, 64<<20), nil
 }
 

@@ -99,7 +99,9 @@ func send(ctx context.Context, cfg SendConfig) (Summary, error) {
 
 	s := &sender{cfg: cfg, em: em, conn: conn, srcs: srcs, every: time.Second, code: code,
 		br: bufio.NewReaderSize(conn, 64<<10), bw: bufio.NewWriterSize(conn, 64<<10)}
-	s.tcp, _ = conn.(*net.TCPConn)
+	if canSendfile {
+		s.tcp, _ = conn.(*net.TCPConn)
+	}
 	err = s.run(ctx)
 	if ctx.Err() != nil {
 		err = fmt.Errorf("transfer: send stopped: %w", ctx.Err())

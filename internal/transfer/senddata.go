@@ -3,17 +3,10 @@ package transfer
 import (
 	"context"
 	"errors"
-	"fmt"
 	"io"
 	"os"
 	"sync/atomic"
-
-	"golang.org/x/sys/unix"
 )
-
-// sendChunk is how much one sendfile call may move: the write deadline
-// and progress are refreshed between chunks.
-const sendChunk = 4 << 20
 
 var errHashStopped = errors.New("hash stopped")
 
@@ -167,51 +160,6 @@ func (s *sender) sendfileBody(f *os.File, src source, off int64, h *hasher) (cha
 	}
 	<-done
 	return hashErr, nil
-}
-
-// sendfile sends f[off, src.Size) with sendfile(2) from one raw-conn
-// callback: no allocation per chunk, the write deadline renewed each time
-// the socket is full, progress between calls. It returns where it
-// stopped: short of the size when the file shrank.
-func (s *sender) sendfile(f *os.File, src source, off int64) (int64, error) {
-	if s.raw == nil {
-		raw, err := s.tcp.SyscallConn()
-		if err != nil {
-			return off, fmt.Errorf("transfer: %w", err)
-		}
-		s.raw = raw
-	}
-	tk := s.ticker(src)
-	in := int(f.Fd())
-	pos := off
-	var serr error
-	s.writeDeadline()
-	err := s.raw.Write(func(out uintptr) bool {
-		for pos < src.Size {
-			n, err := unix.Sendfile(int(out), in, &pos, int(min(sendChunk, src.Size-pos)))
-			switch {
-			case err == unix.EAGAIN:
-				s.writeDeadline()
-				return false // wait until the socket can take more
-			case err == unix.EINTR:
-				continue
-			case err != nil:
-				serr = err
-				return true
-			case n == 0:
-				return true // end of file: it shrank
-			}
-			tk.at(pos)
-		}
-		return true
-	})
-	if err == nil {
-		err = serr
-	}
-	if err != nil {
-		return pos, s.writeErr(err)
-	}
-	return pos, nil
 }
 
 // copyBody reads, hashes and writes through a buffer: the path for TLS.

@@ -7,7 +7,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"syscall"
 )
 
 // source is a manifest entry on the sender's side: where to read it.
@@ -81,8 +80,7 @@ func (w *walker) add(path, name string, top bool) error {
 			return nil
 		}
 		if fi.IsDir() {
-			if st, ok := fi.Sys().(*syscall.Stat_t); ok {
-				key := [2]uint64{uint64(st.Dev), st.Ino}
+			if key, ok := fileID(fi); ok {
 				if w.seen[key] {
 					w.warn(name, "symlink loop skipped")
 					return nil
