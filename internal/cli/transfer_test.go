@@ -9,6 +9,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"io"
+	"log/slog"
 	"net"
 	"os"
 	"path/filepath"
@@ -640,5 +641,63 @@ func TestConfirmer(t *testing.T) {
 		if !strings.HasPrefix(out.String(), want) {
 			t.Errorf("prompt %q, want %q", out.String(), want)
 		}
+	}
+}
+
+// TestRelayEndToEnd runs "netkit send --relay" and "netkit recv --relay"
+// through Execute against a relay on 127.0.0.1: the sender prints a
+// code, the receiver fetches with it, neither listens.
+func TestRelayEndToEnd(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	relayDone := make(chan error, 1)
+	go func() {
+		relayDone <- transfer.Relay(ctx, ln, transfer.RelayConfig{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	}()
+	defer func() { cancel(); <-relayDone }()
+	relay := ln.Addr().String()
+	content := make([]byte, 1<<20+3)
+	rand.Read(content)
+	src := tempFile(t, "via-relay.bin", content)
+	dir := t.TempDir()
+
+	pr, pw := io.Pipe()
+	var sendStderr bytes.Buffer
+	sendCode := make(chan int, 1)
+	go func() {
+		code := Execute(ctx, []string{"send", "--relay", relay, "--json", src}, pw, &sendStderr)
+		pw.Close()
+		sendCode <- code
+	}()
+	codes := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(pr)
+		for sc.Scan() {
+			var e transfer.Event
+			if json.Unmarshal(sc.Bytes(), &e) == nil && e.Kind == transfer.EventCode {
+				codes <- e.Code
+			}
+		}
+		io.Copy(io.Discard, pr)
+	}()
+	var code string
+	select {
+	case code = <-codes:
+	case c := <-sendCode:
+		t.Fatalf("send exited %d before printing a code: %s", c, sendStderr.String())
+	}
+	var stdout, stderr bytes.Buffer
+	if c := Execute(ctx, []string{"recv", "--relay", relay, "--dir", dir, "--quiet", code}, &stdout, &stderr); c != exitOK {
+		t.Fatalf("recv --relay: exit %d, stderr %q", c, stderr.String())
+	}
+	if c := <-sendCode; c != exitOK {
+		t.Fatalf("send --relay: exit %d, stderr %q", c, sendStderr.String())
+	}
+	if got, err := os.ReadFile(filepath.Join(dir, "via-relay.bin")); err != nil || !bytes.Equal(got, content) {
+		t.Fatalf("received %d bytes, %v; want the %d sent", len(got), err, len(content))
 	}
 }
