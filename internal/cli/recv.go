@@ -201,13 +201,11 @@ func checkRecv(opts *recvOptions, maxSize string, listenSet bool) error {
 		}
 		c.MaxSize = n
 	}
-	for _, d := range []struct {
-		name string
-		v    time.Duration
-	}{{"--idle-timeout", c.IdleTimeout}, {"--hold", c.Hold}} {
-		if d.v < 0 {
-			return &usageError{fmt.Errorf("%s %v: want a duration like 30s, or 0 for none", d.name, d.v)}
-		}
+	if c.IdleTimeout < 0 {
+		return &usageError{fmt.Errorf("--idle-timeout %v: want a duration like 30s, or 0 for none", c.IdleTimeout)}
+	}
+	if c.Hold <= 0 {
+		return &usageError{fmt.Errorf("--hold %v: want a duration like 2m (a sender must move data that often)", c.Hold)}
 	}
 	if c.MaxConns < 1 || c.MaxFailures < 1 {
 		return &usageError{errors.New("--max-conns and --max-failures: want a number of at least 1")}

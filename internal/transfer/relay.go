@@ -180,11 +180,11 @@ func (r *relayServer) create(room uint16) (chan net.Conn, byte, string) {
 // at that very moment is closed.
 func (r *relayServer) drop(room uint16, ch chan net.Conn) {
 	r.mu.Lock()
+	defer r.mu.Unlock()
 	if r.rooms[room] == ch {
 		delete(r.rooms, room)
 	}
-	r.mu.Unlock()
-	select {
+	select { // join hands over under mu: after this no receiver can come
 	case c := <-ch:
 		c.Close()
 	default:
@@ -200,19 +200,19 @@ func (r *relayServer) leave() {
 // join hands the receiver's connection to the room's sender, which owns
 // it from then on.
 func (r *relayServer) join(conn net.Conn, room uint16, log *slog.Logger) (handed bool) {
+	conn.SetDeadline(time.Time{})
 	r.mu.Lock()
 	ch, ok := r.rooms[room]
 	if ok {
 		delete(r.rooms, room)
+		ch <- conn // buffered, and only one joiner: the room's goroutine owns conn now
 	}
 	r.mu.Unlock()
 	if !ok {
 		relayStatus(conn, stNoRoom, "")
 		return false
 	}
-	conn.SetDeadline(time.Time{})
 	log.Info("relay: receiver joined")
-	ch <- conn // buffered: the room's goroutine owns conn now
 	return true
 }
 
