@@ -52,7 +52,7 @@ to run on the sending machine.
 
 Who may send:
   (default)  only a sender with the code recv prints (like
-             7-river-lamp-oak, or the one given with --code). Both ends
+             7-tiger-lamp-cloud, or the one given with --code). Both ends
              prove they know it before any name or byte is accepted (a
              password-authenticated key exchange: the code cannot be
              guessed offline from what is on the wire), and everything is
@@ -106,14 +106,14 @@ flags.`,
   netkit recv --dir ~/Downloads
 
   # Fetch what "netkit send --relay relay.example.org" offered with its code
-  netkit recv --relay relay.example.org 7-river-lamp-oak
+  netkit recv --relay relay.example.org 7-tiger-lamp-cloud
 
   # One file from a classic sender on the local network, then exit
   netkit recv --classic --listen :8000 --once`,
 		Args: func(_ *cobra.Command, args []string) error {
 			switch {
 			case opts.Config.Relay != "" && len(args) != 1:
-				return &usageError{errors.New("--relay RELAY needs the CODE that netkit send --relay printed, like 7-river-lamp-oak")}
+				return &usageError{errors.New("--relay RELAY needs the CODE that netkit send --relay printed, like 7-tiger-lamp-cloud")}
 			case opts.Config.Relay == "" && len(args) > 0:
 				return &usageError{fmt.Errorf("unexpected argument %q (recv takes flags only; with --relay, the code)", args[0])}
 			}
@@ -142,7 +142,7 @@ flags.`,
 	c := &opts.Config
 	fs.StringVar(&opts.Listen, "listen", opts.Listen, "listen on this `address`, HOST:PORT or :PORT (default :8000 with a code, 127.0.0.1:8000 with --open, --classic or --tls)")
 	fs.StringVar(&c.Dir, "dir", c.Dir, "write files into this `directory`, which must exist")
-	fs.StringVar(&c.Code, "code", "", "require this `code` (a number and three words, like 7-river-lamp-oak) instead of a new one")
+	fs.StringVar(&c.Code, "code", "", "require this `code` (a number and three words, like 7-tiger-lamp-cloud) instead of a new one")
 	fs.StringVar(&c.Relay, "relay", "", "fetch through the relay at `HOST[:PORT]` (port "+strconv.Itoa(transfer.DefaultRelayPort)+" if none); the code is the argument")
 	fs.BoolVar(&c.Open, "open", false, "take files from anyone who can reach the port, without a code or encryption")
 	fs.BoolVar(&c.Once, "once", false, "exit after one transfer")
@@ -178,7 +178,7 @@ func checkRecv(opts *recvOptions, maxSize string, listenSet bool) error {
 	}
 	if c.Code != "" {
 		if _, _, err := transfer.ParseCode(c.Code); err != nil {
-			return &usageError{fmt.Errorf("code %q: want a number and three words like 7-river-lamp-oak", c.Code)}
+			return &usageError{fmt.Errorf("code %q: want a number and three words like 7-tiger-lamp-cloud", c.Code)}
 		}
 	}
 	if c.Relay != "" {

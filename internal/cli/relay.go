@@ -37,7 +37,7 @@ func newRelayCmd(runF func(context.Context, *relayOptions) error) *cobra.Command
 that neither end needs an open port: both connect out to the relay.
 
 The sender makes a room named by the number at the start of its new code
-(7 in 7-river-lamp-oak) and waits; the receiver joins it with the same
+(7 in 7-tiger-lamp-cloud) and waits; the receiver joins it with the same
 code, and from then on the relay copies bytes both ways. The relay learns
 the room number and sees only encrypted bytes: the words of the code never
 pass through it, and the key exchange that runs through it admits no

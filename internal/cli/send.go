@@ -50,7 +50,7 @@ the files they point to.
 
 Who may send, and how:
   --code CODE HOST:PORT  the default. recv printed the code (like
-                         7-river-lamp-oak) and listens at HOST:PORT. Both
+                         7-tiger-lamp-cloud) and listens at HOST:PORT. Both
                          ends prove they know the code before any name or
                          byte of a file moves (a password-authenticated key
                          exchange: the code cannot be guessed offline from
@@ -83,8 +83,8 @@ files from anyone.
 Exit status: 0 when every file was sent and verified or skipped as already
 there, 1 when a file was rejected or failed or the transfer stopped, 2 for
 wrong arguments.`,
-		Example: `  # Send a directory to the receiver that printed the code 7-river-lamp-oak
-  netkit send --code 7-river-lamp-oak photos/ 192.168.1.20:8000
+		Example: `  # Send a directory to the receiver that printed the code 7-tiger-lamp-cloud
+  netkit send --code 7-tiger-lamp-cloud photos/ 192.168.1.20:8000
 
   # Through a relay: prints a code for "netkit recv --relay relay.example.org CODE"
   netkit send --relay relay.example.org photos/
@@ -116,7 +116,7 @@ wrong arguments.`,
 	fs := cmd.Flags()
 	fs.SortFlags = false
 	c := &opts.Config
-	fs.StringVar(&c.Code, "code", "", "the `code` netkit recv printed, like 7-river-lamp-oak (with --tls: its fingerprint)")
+	fs.StringVar(&c.Code, "code", "", "the `code` netkit recv printed, like 7-tiger-lamp-cloud (with --tls: its fingerprint)")
 	fs.StringVar(&c.Relay, "relay", "", "send through the relay at `HOST[:PORT]` (port "+strconv.Itoa(transfer.DefaultRelayPort)+" if none), printing a new code for the receiver")
 	fs.BoolVar(&c.Open, "open", false, "no code and no encryption: only to a receiver that runs with --open")
 	fs.BoolVar(&c.Follow, "follow", false, "send the files symbolic links point to instead of skipping the links")
@@ -180,10 +180,10 @@ func checkSend(c *transfer.SendConfig) error {
 		}
 	default:
 		if c.Code == "" {
-			return &usageError{errors.New(`missing --code: the code "netkit recv" printed, like 7-river-lamp-oak (or --open for a receiver that runs with --open)`)}
+			return &usageError{errors.New(`missing --code: the code "netkit recv" printed, like 7-tiger-lamp-cloud (or --open for a receiver that runs with --open)`)}
 		}
 		if _, _, err := transfer.ParseCode(c.Code); err != nil {
-			return &usageError{fmt.Errorf("--code %q: want the code netkit recv printed, a number and three words like 7-river-lamp-oak", c.Code)}
+			return &usageError{fmt.Errorf("--code %q: want the code netkit recv printed, a number and three words like 7-tiger-lamp-cloud", c.Code)}
 		}
 	}
 	if !c.Classic {

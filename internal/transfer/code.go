@@ -11,7 +11,7 @@ import (
 )
 
 // A code is what the two ends of a transfer share to find and trust each
-// other: a room number and three words, like "7-river-lamp-oak". The
+// other: a room number and three words, like "7-tiger-lamp-cloud". The
 // number (1..999) names a room on a relay, which therefore learns it; the
 // whole code is the password of the key exchange (pake.go). Three words
 // of a 2,048-word list are 33 bits that the relay never sees; the number
@@ -31,7 +31,7 @@ const (
 )
 
 // ErrBadCode means a code is not a number and three words of the list.
-var ErrBadCode = errors.New("transfer: not a netkit code (want a number and three words, like 7-river-lamp-oak)")
+var ErrBadCode = errors.New("transfer: not a netkit code (want a number and three words, like 7-tiger-lamp-cloud)")
 
 func loadWords(file string) ([]string, map[string]bool) {
 	var words []string

@@ -44,12 +44,12 @@ func TestProgressLines(t *testing.T) {
 	}{
 		{name: "listening, open", receiver: true, event: Event{Kind: EventListening, Addr: "127.0.0.1:8000", Dir: "/srv/in", Addrs: []string{"127.0.0.1:8000"}},
 			want: "receiving into /srv/in, listening on 127.0.0.1:8000 with --open: anyone who can reach it may send, in the clear\non the sending machine run:\n  netkit send --open PATH... 127.0.0.1:8000"},
-		{name: "listening with the code", receiver: true, event: Event{Kind: EventListening, Addr: "[::]:8000", Dir: "/srv/in", Code: "7-river-lamp-oak", Addrs: []string{"192.168.1.20:8000", "10.0.0.5:8000"}},
-			want: "receiving into /srv/in, listening on [::]:8000; only a sender with the code can send\ncode 7-river-lamp-oak\non the sending machine run:\n  netkit send --code 7-river-lamp-oak PATH... 192.168.1.20:8000\n  netkit send --code 7-river-lamp-oak PATH... 10.0.0.5:8000"},
-		{name: "listening through a relay", receiver: true, event: Event{Kind: EventListening, Addr: "relay.example:8009", Dir: "/srv/in", Code: "7-river-lamp-oak"},
+		{name: "listening with the code", receiver: true, event: Event{Kind: EventListening, Addr: "[::]:8000", Dir: "/srv/in", Code: "7-tiger-lamp-cloud", Addrs: []string{"192.168.1.20:8000", "10.0.0.5:8000"}},
+			want: "receiving into /srv/in, listening on [::]:8000; only a sender with the code can send\ncode 7-tiger-lamp-cloud\non the sending machine run:\n  netkit send --code 7-tiger-lamp-cloud PATH... 192.168.1.20:8000\n  netkit send --code 7-tiger-lamp-cloud PATH... 10.0.0.5:8000"},
+		{name: "listening through a relay", receiver: true, event: Event{Kind: EventListening, Addr: "relay.example:8009", Dir: "/srv/in", Code: "7-tiger-lamp-cloud"},
 			want: "receiving into /srv/in, through the relay relay.example:8009"},
-		{name: "code from a relay", event: Event{Kind: EventCode, Addr: "relay.example:8009", Code: "7-river-lamp-oak"},
-			want: "code 7-river-lamp-oak\non the receiving machine run: netkit recv --relay relay.example:8009 7-river-lamp-oak"},
+		{name: "code from a relay", event: Event{Kind: EventCode, Addr: "relay.example:8009", Code: "7-tiger-lamp-cloud"},
+			want: "code 7-tiger-lamp-cloud\non the receiving machine run: netkit recv --relay relay.example:8009 7-tiger-lamp-cloud"},
 		{name: "waiting", event: Event{Kind: EventWaiting, Reason: "waiting for the receiver's ok"},
 			want: "waiting for the receiver's ok"},
 		{name: "listening with TLS", receiver: true, tls: true, event: Event{Kind: EventListening, Addr: "[::]:8000", Code: "ABCD-EFGH"},
@@ -161,8 +161,8 @@ func TestProgressQuiet(t *testing.T) {
 		},
 		{
 			name: "quiet receiver prints the code", style: ProgressQuiet, receiver: true,
-			events: []Event{{Kind: EventListening, Addr: "[::]:9000", Code: "7-river-lamp-oak"}},
-			want:   "code 7-river-lamp-oak\n",
+			events: []Event{{Kind: EventListening, Addr: "[::]:9000", Code: "7-tiger-lamp-cloud"}},
+			want:   "code 7-tiger-lamp-cloud\n",
 		},
 		{
 			name: "quiet receiver without a code prints nothing", style: ProgressQuiet, receiver: true,
