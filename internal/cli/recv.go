@@ -260,8 +260,10 @@ func runRecv(ctx context.Context, opts *recvOptions) error {
 		return errors.New("the transfer did not finish (reason above)")
 	case err == nil && cfg.Once:
 		return t.err(0, 0)
+	case err != nil:
+		return plainError{err}
 	}
-	return err
+	return nil
 }
 
 // confirmer returns a RecvConfig.Confirm that shows each offer on w and

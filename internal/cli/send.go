@@ -243,7 +243,7 @@ func runSend(ctx context.Context, opts *sendOptions) error {
 	case err != nil && ctx.Err() != nil:
 		return errors.New("interrupted")
 	case err != nil:
-		return err
+		return plainError{err}
 	}
 	return t.err(sum.Rejected, sum.Failed)
 }
@@ -286,6 +286,13 @@ func (t *tally) err(rejected, failed int) error {
 	}
 	return fmt.Errorf("%s not transferred: %d rejected, %d failed (reasons above)", fileCount(r+f), r, f)
 }
+
+// plainError shows a transfer error without the package's prefix: the
+// user reads "cannot connect to ...", not "transfer: cannot connect".
+type plainError struct{ err error }
+
+func (e plainError) Error() string { return strings.TrimPrefix(e.err.Error(), "transfer: ") }
+func (e plainError) Unwrap() error { return e.err }
 
 // byteCount writes n in powers of 1024: "512 B", "3.2 MiB".
 func byteCount(n int64) string {
