@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -402,4 +403,23 @@ func TestManifestMemory(t *testing.T) {
 		t.Skip("set NETKIT_MANIFEST_MEM=1 to measure")
 	}
 	measureManifest(t)
+}
+
+// TestRelaySenderLeaves: a room whose sender went away is closed at
+// once, so that a receiver joining later is told there is no such room
+// instead of waiting on a dead one.
+func TestRelaySenderLeaves(t *testing.T) {
+	relay := startNetkitRelay(t, RelayConfig{})
+	conn, st, err := relayDial(context.Background(), relay, opCreate, 42)
+	if err != nil || st != stOK {
+		t.Fatalf("create: %d, %v", st, err)
+	}
+	conn.Close()
+	testenv.WaitFor(t, 10*time.Second, func() error { // the room's end has no signal here
+		err := ReceiveRelay(context.Background(), RecvConfig{Dir: t.TempDir(), Relay: relay, Code: "42-abaci-abase-abbey"})
+		if err == nil || !strings.Contains(err.Error(), "no room for code") {
+			return fmt.Errorf("ReceiveRelay: %v, want no room", err)
+		}
+		return nil
+	})
 }

@@ -143,9 +143,22 @@ func (r *relayServer) serve(ctx context.Context, conn net.Conn) {
 	log.Info("relay: room open")
 	t := time.NewTimer(r.cfg.WaitTime)
 	defer t.Stop()
+	// The sender says nothing until it is paired: a read that returns
+	// means it left (or broke the protocol), and the room goes.
+	gone := make(chan bool, 1) // true when the sender sent a byte or left
+	go func() {
+		var b [1]byte
+		_, err := conn.Read(b[:])
+		var ne net.Error
+		gone <- !(errors.As(err, &ne) && ne.Timeout())
+	}()
 	var peer net.Conn
 	select {
 	case peer = <-joiner:
+	case <-gone:
+		r.drop(room, joiner)
+		log.Info("relay: room closed: the sender left")
+		return
 	case <-t.C:
 		r.drop(room, joiner)
 		log.Info("relay: room closed: no receiver came", "wait", r.cfg.WaitTime)
@@ -154,9 +167,15 @@ func (r *relayServer) serve(ctx context.Context, conn net.Conn) {
 		r.drop(room, joiner)
 		return
 	}
+	defer peer.Close()
+	conn.SetReadDeadline(time.Now()) // stop the watcher before the copy reads
+	if left := <-gone; left {
+		log.Info("relay: room closed: the sender left as the receiver came")
+		return
+	}
+	conn.SetReadDeadline(time.Time{})
 	stopPeer := context.AfterFunc(ctx, func() { peer.Close() })
 	defer stopPeer()
-	defer peer.Close()
 	r.pipe(conn, peer, log)
 }
 
