@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -201,7 +202,7 @@ func (s *server) serveConn(ctx context.Context, conn net.Conn) error {
 	if s.tls != nil {
 		tc, err := s.handshake(ctx, conn)
 		if err != nil {
-			s.em.emit(Event{Kind: EventError, Peer: peer, Reason: err.Error()})
+			s.em.emit(Event{Kind: EventError, Peer: peer, Reason: connReason(err, peer)})
 			return err
 		}
 		conn = tc
@@ -216,7 +217,7 @@ func (s *server) serveConn(ctx context.Context, conn net.Conn) error {
 	}
 	sum.Elapsed = time.Since(start)
 	if err != nil {
-		s.em.emit(Event{Kind: EventError, Peer: peer, Reason: err.Error()})
+		s.em.emit(Event{Kind: EventError, Peer: peer, Reason: connReason(err, peer)})
 	}
 	if started {
 		s.em.emit(Event{Kind: EventSummary, Peer: peer, Files: sum.Files, Bytes: sum.Bytes,
@@ -225,6 +226,13 @@ func (s *server) serveConn(ctx context.Context, conn net.Conn) error {
 		s.finished(err)
 	}
 	return err
+}
+
+// connReason is a connection's error for its event, which names the
+// peer already: without "transfer: PEER: ".
+func connReason(err error, peer string) string {
+	msg := strings.TrimPrefix(err.Error(), "transfer: ")
+	return strings.TrimPrefix(msg, peer+": ")
 }
 
 // handshake serves TLS on conn. A sender without TLS is told so in its
