@@ -180,6 +180,9 @@ func TestRelayTransfer(t *testing.T) {
 		t.Fatalf("Send: %v\n%s", err, slog.dump())
 	}
 	compareTrees(t, root, filepath.Join(dst, "tree"))
+	if ev := rlog.all(EventListening); len(ev) != 1 || ev[0].Code != code || ev[0].Addr != relay || len(ev[0].Addrs) != 0 {
+		t.Errorf("receiver's listening events %+v, want the relay and the code, no addresses", ev)
+	}
 	if p := slog.all(EventProgress); len(p) == 0 || p[len(p)-1].Done == 0 {
 		t.Errorf("the sender saw no progress reported by the receiver")
 	}

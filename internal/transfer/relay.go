@@ -404,7 +404,7 @@ func receiveRelay(ctx context.Context, cfg RecvConfig) error {
 	if st == stNoRoom {
 		return fmt.Errorf("transfer: relay %s: no room for code %s: check the code, and that netkit send --relay is still waiting", cfg.Relay, code)
 	}
-	s.em.emit(Event{Kind: EventListening, Addr: cfg.Relay, Dir: absDir(dir)})
+	s.em.emit(Event{Kind: EventListening, Addr: cfg.Relay, Dir: absDir(dir), Code: code})
 	var first error
 	s.finished = func(err error) { first = err }
 	if err := s.serveConn(ctx, conn); err != nil {
