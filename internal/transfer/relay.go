@@ -152,10 +152,18 @@ func (r *relayServer) serve(ctx context.Context, conn net.Conn) {
 		var ne net.Error
 		gone <- !(errors.As(err, &ne) && ne.Timeout())
 	}()
+	watching := true
+	defer func() { // the watcher ends before serve does
+		if watching {
+			conn.Close()
+			<-gone
+		}
+	}()
 	var peer net.Conn
 	select {
 	case peer = <-joiner:
 	case <-gone:
+		watching = false
 		r.drop(room, joiner)
 		log.Info("relay: room closed: the sender left")
 		return
@@ -169,6 +177,7 @@ func (r *relayServer) serve(ctx context.Context, conn net.Conn) {
 	}
 	defer peer.Close()
 	conn.SetReadDeadline(time.Now()) // stop the watcher before the copy reads
+	watching = false
 	if left := <-gone; left {
 		log.Info("relay: room closed: the sender left as the receiver came")
 		return
