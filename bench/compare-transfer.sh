@@ -12,6 +12,16 @@
 #   bench/compare-transfer.sh            # 3 repetitions of a 2 GiB file
 #   bench/compare-transfer.sh --quick    # 1 repetition of a 512 MiB file
 #   bench/compare-transfer.sh --runs 5 --probes
+#   bench/compare-transfer.sh --pin --size 1024   # two machines, simulated (below)
+#
+# Tools: cp (the ceiling), nc, socat, netkit (the default: the code
+# exchange, then AES-256-GCM records; verified) and netkit-open (recv
+# --open / send --open: plain TCP with sendfile and splice; verified).
+#
+# --pin simulates two machines on one: every sender runs under
+# taskset -c 0 and every receiver under taskset -c 1 (cp under -c 0), so
+# that each end has one core of its own, as on two machines, instead of
+# both ends sharing two.
 #
 # --probes adds the standalone Go data paths of bench/transfer/probe (its
 # own module, so its dependencies stay out of netkit's go.mod):
@@ -34,12 +44,14 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-runs=3 size_mib=2048 probes=0
+runs=3 size_mib=2048 probes=0 pin=0
 while [ $# -gt 0 ]; do
 	case $1 in
 	--quick) runs=1 size_mib=512 ;;
 	--runs) runs=$2; shift ;;
+	--size) size_mib=$2; shift ;; # MiB
 	--probes) probes=1 ;;
+	--pin) pin=1 ;;
 	-h | --help) sed -n '2,/^set -e/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
 	*) echo "compare-transfer.sh: unknown argument $1 (see --help)" >&2; exit 2 ;;
 	esac
@@ -47,9 +59,15 @@ while [ $# -gt 0 ]; do
 done
 
 die() { echo "compare-transfer.sh: $*" >&2; exit 1; }
-for t in /usr/bin/time nc socat cmp ss; do
-	command -v "$t" >/dev/null || die "$t not found (apt-get install -y time netcat-openbsd socat)"
+for t in /usr/bin/time nc socat cmp ss taskset; do
+	command -v "$t" >/dev/null || die "$t not found (apt-get install -y time netcat-openbsd socat util-linux)"
 done
+pin_send= pin_recv=
+if [ "$pin" = 1 ]; then
+	[ "$(nproc)" -ge 2 ] || die "--pin needs two cores"
+	pin_send="taskset -c 0" pin_recv="taskset -c 1"
+fi
+code=7-abaci-abase-abbey # any code: both ends are given it
 nc -h 2>&1 | grep -q OpenBSD || die "nc is not OpenBSD netcat (apt-get install -y netcat-openbsd)"
 
 OUT=${OUT:-$(mktemp -d /tmp/netkit-transfer.XXXXXX)}
@@ -87,10 +105,10 @@ trial=$OUT/trial
 rm -rf "$trial" && mkdir -p "$trial/out" && head -c 1024 /dev/urandom >"$trial/one"
 if [ "$nk" = false ]; then
 	:
-elif timeout 10 "$nk" recv --listen 127.0.0.1:$port --dir "$trial/out" --once --quiet >"$OUT/trial.log" 2>&1 &
-	sleep 0.5 && timeout 10 "$nk" send --quiet "$trial/one" 127.0.0.1:$port >>"$OUT/trial.log" 2>&1 &&
+elif timeout 10 "$nk" recv --listen 127.0.0.1:$port --code $code --dir "$trial/out" --once --quiet >"$OUT/trial.log" 2>&1 &
+	sleep 0.5 && timeout 10 "$nk" send --quiet --code $code "$trial/one" 127.0.0.1:$port >>"$OUT/trial.log" 2>&1 &&
 	wait $! && cmp -s "$trial/one" "$trial/out/one"; then
-	have_netkit=1 tools="$tools netkit"
+	have_netkit=1 tools="$tools netkit netkit-open"
 else
 	wait || true
 	echo "NOTE: netkit has no working send/recv yet ($(head -c 200 "$OUT/trial.log" | tr '\n' ' ')); measuring the others only." >&2
@@ -106,7 +124,8 @@ receiver_cmd() {
 	case $1 in
 	nc) echo "nc -l 127.0.0.1 $port" ;; # stdout goes to $out
 	socat) echo "socat -u TCP-LISTEN:$port,reuseaddr,bind=127.0.0.1 OPEN:$out,creat,trunc" ;;
-	netkit) echo "$nk recv --listen 127.0.0.1:$port --dir $nkdir --once --quiet" ;;
+	netkit) echo "$nk recv --listen 127.0.0.1:$port --code $code --dir $nkdir --once --quiet" ;;
+	netkit-open) echo "$nk recv --open --listen 127.0.0.1:$port --dir $nkdir --once --quiet" ;;
 	go-?) echo "$OUT/probe recv -mode ${1#go-} -listen 127.0.0.1:$port -out $out" ;;
 	esac
 }
@@ -115,11 +134,12 @@ sender_cmd() {
 	cp) echo "cp $in $out" ;;
 	nc) echo "nc -N 127.0.0.1 $port" ;; # stdin is $in
 	socat) echo "socat -u OPEN:$in TCP:127.0.0.1:$port" ;;
-	netkit) echo "$nk send --quiet $in 127.0.0.1:$port" ;;
+	netkit) echo "$nk send --quiet --code $code $in 127.0.0.1:$port" ;;
+	netkit-open) echo "$nk send --quiet --open $in 127.0.0.1:$port" ;;
 	go-?) echo "$OUT/probe send -mode ${1#go-} -addr 127.0.0.1:$port $in" ;;
 	esac
 }
-output_of() { if [ "$1" = netkit ]; then echo "$nkdir/$(basename "$in")"; else echo "$out"; fi; }
+output_of() { case $1 in netkit*) echo "$nkdir/$(basename "$in")" ;; *) echo "$out" ;; esac; }
 
 # run_one TOOL REP appends "tool rep wall_s cpu_s" to $OUT/runs.tsv.
 run_one() {
@@ -132,9 +152,9 @@ run_one() {
 	recv_pid=
 	if [ "$tool" != cp ]; then
 		if [ "$tool" = nc ]; then
-			/usr/bin/time -o "$rt" -f "%e %U %S" $(receiver_cmd nc) >"$out" 2>"$OUT/$tool.$rep.recv.log" &
+			$pin_recv /usr/bin/time -o "$rt" -f "%e %U %S" $(receiver_cmd nc) >"$out" 2>"$OUT/$tool.$rep.recv.log" &
 		else
-			/usr/bin/time -o "$rt" -f "%e %U %S" $(receiver_cmd "$tool") >"$OUT/$tool.$rep.recv.log" 2>&1 &
+			$pin_recv /usr/bin/time -o "$rt" -f "%e %U %S" $(receiver_cmd "$tool") >"$OUT/$tool.$rep.recv.log" 2>&1 &
 		fi
 		recv_pid=$!
 		for _ in $(seq 100); do
@@ -146,9 +166,9 @@ run_one() {
 	local t0 t1 rc=0
 	t0=$(date +%s%N)
 	if [ "$tool" = nc ]; then
-		timeout 300 /usr/bin/time -o "$st" -f "%e %U %S" $(sender_cmd nc) <"$in" >"$OUT/$tool.$rep.send.log" 2>&1 || rc=$?
+		timeout 300 $pin_send /usr/bin/time -o "$st" -f "%e %U %S" $(sender_cmd nc) <"$in" >"$OUT/$tool.$rep.send.log" 2>&1 || rc=$?
 	else
-		timeout 300 /usr/bin/time -o "$st" -f "%e %U %S" $(sender_cmd "$tool") >"$OUT/$tool.$rep.send.log" 2>&1 || rc=$?
+		timeout 300 $pin_send /usr/bin/time -o "$st" -f "%e %U %S" $(sender_cmd "$tool") >"$OUT/$tool.$rep.send.log" 2>&1 || rc=$?
 	fi
 	send_pid=
 	if [ -n "$recv_pid" ]; then wait "$recv_pid" || rc=$?; fi
@@ -176,7 +196,9 @@ for rep in $(seq "$runs"); do
 done
 
 {
-	echo "## netkit send/recv vs nc and socat: $size_mib MiB, /dev/shm to /dev/shm over 127.0.0.1, $runs run(s) each"
+	pinned="both ends sharing the cores"
+	[ "$pin" = 1 ] && pinned="sender on core 0, receiver on core 1 (taskset)"
+	echo "## netkit send/recv vs nc and socat: $size_mib MiB, /dev/shm to /dev/shm over 127.0.0.1, $pinned, $runs run(s) each"
 	echo
 	echo "$(date -u +%Y-%m-%dT%H:%MZ); $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'),"
 	echo "$(awk '/MemTotal/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo), Linux $(uname -r); $(go version | cut -d' ' -f3);"

@@ -8,6 +8,7 @@ import (
 	"net"
 	"os"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -40,45 +41,67 @@ func newSendCmd(env []string, runF func(context.Context, *sendOptions) error) *c
 	opts := &sendOptions{Config: transfer.SendConfig{IdleTimeout: 30 * time.Second}}
 	var out outputFlags
 	cmd := &cobra.Command{
-		Use:   "send PATH... HOST:PORT",
+		Use:   "send --code CODE PATH... HOST:PORT | send --relay RELAY PATH...",
 		Short: "Send files and directories to netkit recv",
-		Long: `Send files and directories to "netkit recv" listening at HOST:PORT, the last
-argument. Directories are sent with everything under them, keeping relative
-paths, modes and modification times. Symbolic links are skipped with a
-warning, or with --follow sent as the files they point to.
+		Long: `Send files and directories to "netkit recv". Directories are sent with
+everything under them, keeping relative paths, modes and modification
+times. Symbolic links are skipped with a warning, or with --follow sent as
+the files they point to.
+
+Who may send, and how:
+  --code CODE HOST:PORT  the default. recv printed the code (like
+                         7-tiger-lamp-cloud) and listens at HOST:PORT. Both
+                         ends prove they know the code before any name or
+                         byte of a file moves (a password-authenticated key
+                         exchange: the code cannot be guessed offline from
+                         what is on the wire), and everything is encrypted.
+  --relay RELAY          neither end needs an open port: send makes a room
+                         on the relay (netkit relay) and prints a new code;
+                         on the other machine run netkit recv --relay RELAY
+                         CODE. The relay sees only encrypted bytes.
+  --open HOST:PORT       no code, nothing encrypted: only to a receiver that
+                         runs with --open, which takes files from anyone.
+  --classic HOST:PORT    the classic teaching protocol (the file's name, the
+                         receiver's "ok", the bytes until the connection
+                         closes), understood by many small programs: one
+                         regular file, no code, no hash, no resume.
 
 The receiver answers for each file: it accepts it, skips it when it
 already has the same file (same size and BLAKE3 hash), or rejects it with a
 reason, printed here. Every file is hashed while it is sent and verified by
 the receiver before it appears there under its name. When a transfer is
 interrupted, the receiver keeps what it got: run the same command again and
-it resumes where it stopped.
+it resumes where it stopped. Progress and the bytes in the summary are what
+the receiver confirmed it has.
 
-With --tls the connection is encrypted and goes only to the receiver whose
-certificate matches --code, the code "netkit recv --tls" printed.
-
---classic speaks the classic teaching protocol instead, understood by many
-small programs: the file's name, the receiver's "ok", then the bytes until
-the connection closes. It sends one regular file, with no hash and no
-resume.
+--tls with --code FINGERPRINT is the older encrypted mode ("netkit recv
+--tls"), kept for scripts: it checks the receiver, but the receiver takes
+files from anyone.
 
 ` + transferOutputHelp + `
 
 Exit status: 0 when every file was sent and verified or skipped as already
 there, 1 when a file was rejected or failed or the transfer stopped, 2 for
 wrong arguments.`,
-		Example: `  # Send a directory to a receiver on the local network
-  netkit send photos/ 192.168.1.20:8000
+		Example: `  # Send a directory to the receiver that printed the code 7-tiger-lamp-cloud
+  netkit send --code 7-tiger-lamp-cloud photos/ 192.168.1.20:8000
 
-  # Encrypted, to the receiver that printed the code ABCD-EFGH-IJKL-MNOP
-  netkit send --tls --code ABCD-EFGH-IJKL-MNOP file.iso host:8000
+  # Through a relay: prints a code for "netkit recv --relay relay.example.org CODE"
+  netkit send --relay relay.example.org photos/
+
+  # To a receiver that runs with --open (anyone may send to it)
+  netkit send --open notes.txt 127.0.0.1:8000
 
   # To a classic receiver (or "netkit recv --classic")
   netkit send --classic notes.txt host:8000`,
-		Args: sendArgs,
+		Args: func(_ *cobra.Command, args []string) error { return sendArgs(args, opts.Config.Relay != "") },
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c := &opts.Config
-			c.Paths, c.Addr = args[:len(args)-1], args[len(args)-1]
+			if c.Relay != "" {
+				c.Paths = args
+			} else {
+				c.Paths, c.Addr = args[:len(args)-1], args[len(args)-1]
+			}
 			if err := checkSend(c); err != nil {
 				return err
 			}
@@ -93,47 +116,78 @@ wrong arguments.`,
 	fs := cmd.Flags()
 	fs.SortFlags = false
 	c := &opts.Config
+	fs.StringVar(&c.Code, "code", "", "the `code` netkit recv printed, like 7-tiger-lamp-cloud (with --tls: its fingerprint)")
+	fs.StringVar(&c.Relay, "relay", "", "send through the relay at `HOST[:PORT]` (port "+strconv.Itoa(transfer.DefaultRelayPort)+" if none), printing a new code for the receiver")
+	fs.BoolVar(&c.Open, "open", false, "no code and no encryption: only to a receiver that runs with --open")
 	fs.BoolVar(&c.Follow, "follow", false, "send the files symbolic links point to instead of skipping the links")
-	fs.BoolVar(&c.Classic, "classic", false, "speak the classic protocol (name, \"ok\", bytes): one regular file, not verified")
-	fs.BoolVar(&c.TLS, "tls", false, "encrypt, and accept only the receiver whose certificate matches --code")
-	fs.StringVar(&c.Code, "code", "", "the `code` \"netkit recv --tls\" printed; needs --tls")
+	fs.BoolVar(&c.Classic, "classic", false, "speak the classic protocol (name, \"ok\", bytes): one regular file, no code, not verified")
+	fs.BoolVar(&c.TLS, "tls", false, "older mode: TLS to the receiver whose certificate fingerprint is --code (netkit recv --tls)")
 	fs.DurationVar(&c.IdleTimeout, "idle-timeout", c.IdleTimeout, "give up when the receiver stalls this long; 0 waits forever")
-	out.bind(fs, "print only errors")
+	out.bind(fs, "print only errors (and with --relay the code)")
 	return cmd
 }
 
-// sendArgs checks that there is something to send and an address last.
-func sendArgs(_ *cobra.Command, args []string) error {
+// sendArgs checks that there is something to send and, without a relay,
+// an address last.
+func sendArgs(args []string, relay bool) error {
 	switch {
+	case relay && len(args) == 0:
+		return &usageError{errors.New("missing PATH...: what to send")}
+	case relay:
+		return nil
 	case len(args) == 0:
-		return &usageError{errors.New("missing PATH... HOST:PORT: what to send and where")}
+		return &usageError{errors.New("missing PATH... HOST:PORT: what to send and where (or --relay RELAY PATH...)")}
 	case len(args) == 1 && checkAddr(args[0]) == nil:
 		return &usageError{fmt.Errorf("nothing to send: give at least one PATH before %s", args[0])}
 	case len(args) == 1:
-		return &usageError{fmt.Errorf("missing the receiver's HOST:PORT after %s", args[0])}
+		return &usageError{fmt.Errorf("missing the receiver's HOST:PORT after %s (or send through a relay with --relay RELAY)", args[0])}
 	}
 	return nil
 }
 
 // checkSend checks what the flags and arguments say together.
 func checkSend(c *transfer.SendConfig) error {
-	if err := checkAddr(c.Addr); err != nil {
-		return &usageError{err}
-	}
-	if c.TLS && c.Code == "" {
-		return &usageError{errors.New(`--tls needs --code, the code "netkit recv --tls" printed`)}
-	}
-	if c.Code != "" && !c.TLS {
-		return &usageError{errors.New("--code needs --tls")}
-	}
 	if c.IdleTimeout < 0 {
 		return &usageError{fmt.Errorf("--idle-timeout %v: want a duration like 30s, or 0 for none", c.IdleTimeout)}
 	}
-	if !c.Classic {
+	modes := 0
+	for _, on := range []bool{c.Relay != "", c.Open, c.Classic, c.TLS} {
+		if on {
+			modes++
+		}
+	}
+	if modes > 1 {
+		return &usageError{errors.New("--relay, --open, --classic and --tls are different ways to send: pick one")}
+	}
+	if c.Relay != "" {
+		if c.Code != "" {
+			return &usageError{errors.New("--relay makes a new code and prints it; --code is for sending to a receiver that printed one")}
+		}
+		c.Relay = withDefaultPort(c.Relay, transfer.DefaultRelayPort)
 		return nil
 	}
-	if c.TLS {
-		return &usageError{errors.New("--classic and --tls don't go together: the classic protocol is plain TCP")}
+	if err := checkAddr(c.Addr); err != nil {
+		return &usageError{err}
+	}
+	switch {
+	case c.Open || c.Classic:
+		if c.Code != "" {
+			return &usageError{fmt.Errorf("--code and --%s don't go together: an --open or classic receiver checks no code", map[bool]string{true: "open", false: "classic"}[c.Open])}
+		}
+	case c.TLS:
+		if c.Code == "" {
+			return &usageError{errors.New(`--tls needs --code, the fingerprint "netkit recv --tls" printed`)}
+		}
+	default:
+		if c.Code == "" {
+			return &usageError{errors.New(`missing --code: the code "netkit recv" printed, like 7-tiger-lamp-cloud (or --open for a receiver that runs with --open)`)}
+		}
+		if _, _, err := transfer.ParseCode(c.Code); err != nil {
+			return &usageError{fmt.Errorf("--code %q: want the code netkit recv printed, a number and three words like 7-tiger-lamp-cloud", c.Code)}
+		}
+	}
+	if !c.Classic {
+		return nil
 	}
 	if len(c.Paths) != 1 {
 		return &usageError{fmt.Errorf("--classic sends exactly one file, got %d paths", len(c.Paths))}
@@ -144,6 +198,14 @@ func checkSend(c *transfer.SendConfig) error {
 		return &usageError{fmt.Errorf("--classic sends one regular file; %s is not one", c.Paths[0])}
 	}
 	return nil
+}
+
+// withDefaultPort adds port to a HOST without one.
+func withDefaultPort(addr string, port int) string {
+	if _, _, err := net.SplitHostPort(addr); err == nil {
+		return addr
+	}
+	return net.JoinHostPort(strings.Trim(addr, "[]"), strconv.Itoa(port))
 }
 
 // checkAddr checks that addr is HOST:PORT with a port number.
@@ -177,11 +239,11 @@ func runSend(ctx context.Context, opts *sendOptions) error {
 	}
 	switch {
 	case err != nil && ctx.Err() != nil && !cfg.Classic:
-		return errors.New("interrupted; the receiver keeps what arrived: send again to resume")
+		return fmt.Errorf("interrupted; the receiver keeps the %s it confirmed: send again to resume", byteCount(sum.Bytes))
 	case err != nil && ctx.Err() != nil:
 		return errors.New("interrupted")
 	case err != nil:
-		return err
+		return plainError{err}
 	}
 	return t.err(sum.Rejected, sum.Failed)
 }
@@ -223,6 +285,27 @@ func (t *tally) err(rejected, failed int) error {
 		return fmt.Errorf("%s failed (reasons above)", fileCount(f))
 	}
 	return fmt.Errorf("%s not transferred: %d rejected, %d failed (reasons above)", fileCount(r+f), r, f)
+}
+
+// plainError shows a transfer error without the package's prefix: the
+// user reads "cannot connect to ...", not "transfer: cannot connect".
+type plainError struct{ err error }
+
+func (e plainError) Error() string { return strings.TrimPrefix(e.err.Error(), "transfer: ") }
+func (e plainError) Unwrap() error { return e.err }
+
+// byteCount writes n in powers of 1024: "512 B", "3.2 MiB".
+func byteCount(n int64) string {
+	if n < 1024 {
+		return strconv.FormatInt(n, 10) + " B"
+	}
+	f, units := float64(n)/1024, "KMGTPE"
+	i := 0
+	for f >= 1023.95 && i < len(units)-1 {
+		f /= 1024
+		i++
+	}
+	return fmt.Sprintf("%.1f %ciB", f, units[i])
 }
 
 // fileCount is "1 file" or "n files".

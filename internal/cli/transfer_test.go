@@ -9,6 +9,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"io"
+	"log/slog"
 	"net"
 	"os"
 	"path/filepath"
@@ -74,6 +75,7 @@ func TestSendHelp(t *testing.T) {
 		{"help send", []string{"help", "send"}, "help-send.txt"},
 		{"recv", []string{"recv", "--help"}, "help-recv.txt"},
 		{"recv short flag", []string{"recv", "-h"}, "help-recv.txt"},
+		{"relay", []string{"relay", "--help"}, "help-relay.txt"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -89,7 +91,7 @@ func TestSendHelp(t *testing.T) {
 // TestSendRecvHelpFlags checks that every flag of send and recv is
 // explained.
 func TestSendRecvHelpFlags(t *testing.T) {
-	for _, cmd := range []*cobra.Command{newSendCmd(nil, nil), newRecvCmd(nil, nil)} {
+	for _, cmd := range []*cobra.Command{newSendCmd(nil, nil), newRecvCmd(nil, nil), newRelayCmd(nil)} {
 		cmd.Flags().VisitAll(func(f *pflag.Flag) {
 			if len(f.Usage) < 10 {
 				t.Errorf("%s --%s: usage %q explains too little", cmd.Name(), f.Name, f.Usage)
@@ -109,18 +111,32 @@ func TestSendFlags(t *testing.T) {
 	}{
 		{
 			name: "one path",
-			args: []string{"a.txt", "host:8000"},
-			edit: func(c *transfer.SendConfig) { c.Paths, c.Addr = []string{"a.txt"}, "host:8000" },
+			args: []string{"--code", "7-abaci-abase-abbey", "a.txt", "host:8000"},
+			edit: func(c *transfer.SendConfig) {
+				c.Paths, c.Addr, c.Code = []string{"a.txt"}, "host:8000", "7-abaci-abase-abbey"
+			},
+		},
+		{
+			name: "open",
+			args: []string{"--open", "a.txt", "host:8000"},
+			edit: func(c *transfer.SendConfig) { c.Paths, c.Addr, c.Open = []string{"a.txt"}, "host:8000", true },
+		},
+		{
+			name: "relay without a port",
+			args: []string{"--relay", "relay.example", "a.txt", "b"},
+			edit: func(c *transfer.SendConfig) { c.Paths, c.Relay = []string{"a.txt", "b"}, "relay.example:8009" },
 		},
 		{
 			name: "paths and an IPv6 address",
-			args: []string{"a.txt", "photos/", "b c.txt", "[::1]:9000"},
-			edit: func(c *transfer.SendConfig) { c.Paths, c.Addr = []string{"a.txt", "photos/", "b c.txt"}, "[::1]:9000" },
+			args: []string{"--open", "a.txt", "photos/", "b c.txt", "[::1]:9000"},
+			edit: func(c *transfer.SendConfig) {
+				c.Paths, c.Addr, c.Open = []string{"a.txt", "photos/", "b c.txt"}, "[::1]:9000", true
+			},
 		},
 		{
 			name: "empty host",
-			args: []string{"a.txt", ":8000"},
-			edit: func(c *transfer.SendConfig) { c.Paths, c.Addr = []string{"a.txt"}, ":8000" },
+			args: []string{"--open", "a.txt", ":8000"},
+			edit: func(c *transfer.SendConfig) { c.Paths, c.Addr, c.Open = []string{"a.txt"}, ":8000", true },
 		},
 		{
 			name: "every flag",
@@ -141,15 +157,17 @@ func TestSendFlags(t *testing.T) {
 			edit: func(c *transfer.SendConfig) { c.Paths, c.Addr, c.Classic = []string{"missing.txt"}, "host:8000", true },
 		},
 		{
-			name:  "json",
-			args:  []string{"--json", "--idle-timeout", "0s", "a", "host:1"},
-			edit:  func(c *transfer.SendConfig) { c.Paths, c.Addr, c.IdleTimeout = []string{"a"}, "host:1", 0 },
+			name: "json",
+			args: []string{"--json", "--open", "--idle-timeout", "0s", "a", "host:1"},
+			edit: func(c *transfer.SendConfig) {
+				c.Paths, c.Addr, c.IdleTimeout, c.Open = []string{"a"}, "host:1", 0, true
+			},
 			style: transfer.ProgressJSON,
 		},
 		{
 			name:  "json wins over quiet",
-			args:  []string{"--json", "--quiet", "a", "host:1"},
-			edit:  func(c *transfer.SendConfig) { c.Paths, c.Addr = []string{"a"}, "host:1" },
+			args:  []string{"--json", "--quiet", "--open", "a", "host:1"},
+			edit:  func(c *transfer.SendConfig) { c.Paths, c.Addr, c.Open = []string{"a"}, "host:1", true },
 			style: transfer.ProgressJSON,
 		},
 	}
@@ -183,11 +201,21 @@ func TestSendBadArgs(t *testing.T) {
 		want string
 	}{
 		{"nothing", nil,
-			`missing PATH... HOST:PORT: what to send and where`},
+			`missing PATH... HOST:PORT: what to send and where (or --relay RELAY PATH...)`},
+		{"relay and nothing", []string{"--relay", "r"},
+			`missing PATH...: what to send`},
+		{"no code", []string{"a.txt", "host:8000"},
+			`missing --code: the code "netkit recv" printed, like 7-tiger-lamp-cloud (or --open for a receiver that runs with --open)`},
+		{"bad code", []string{"--code", "7-river-lamp", "a.txt", "host:8000"},
+			`--code "7-river-lamp": want the code netkit recv printed, a number and three words like 7-tiger-lamp-cloud`},
+		{"relay with a code", []string{"--relay", "r", "--code", "7-abaci-abase-abbey", "a.txt"},
+			`--relay makes a new code and prints it; --code is for sending to a receiver that printed one`},
+		{"open with a code", []string{"--open", "--code", "7-abaci-abase-abbey", "a.txt", "h:1"},
+			`--code and --open don't go together: an --open or classic receiver checks no code`},
 		{"only an address", []string{"host:8000"},
 			`nothing to send: give at least one PATH before host:8000`},
 		{"only a path", []string{"a.txt"},
-			`missing the receiver's HOST:PORT after a.txt`},
+			`missing the receiver's HOST:PORT after a.txt (or send through a relay with --relay RELAY)`},
 		{"no port", []string{"a.txt", "192.168.1.20"},
 			`192.168.1.20: missing port; want HOST:PORT like 192.168.1.20:8000`},
 		{"address first", []string{"host:8000", "a.txt"},
@@ -205,11 +233,9 @@ func TestSendBadArgs(t *testing.T) {
 		{"classic with a directory", []string{"--classic", dir, "host:8000"},
 			`--classic sends one regular file; ` + dir + ` is not one`},
 		{"classic with TLS", []string{"--classic", "--tls", "--code", "X", "a.txt", "host:8000"},
-			`--classic and --tls don't go together: the classic protocol is plain TCP`},
+			`--relay, --open, --classic and --tls are different ways to send: pick one`},
 		{"tls without code", []string{"--tls", "a.txt", "host:8000"},
-			`--tls needs --code, the code "netkit recv --tls" printed`},
-		{"code without tls", []string{"--code", "ABCD-EFGH-IJKL-MNOP", "a.txt", "host:8000"},
-			`--code needs --tls`},
+			`--tls needs --code, the fingerprint "netkit recv --tls" printed`},
 		{"negative idle timeout", []string{"--idle-timeout", "-1s", "a.txt", "host:8000"},
 			`--idle-timeout -1s: want a duration like 30s, or 0 for none`},
 		{"idle timeout without unit", []string{"--idle-timeout", "30", "a.txt", "host:8000"},
@@ -236,12 +262,14 @@ func TestSendBadArgs(t *testing.T) {
 
 func TestRecvFlags(t *testing.T) {
 	dir := t.TempDir()
-	defaults := recvOptions{Listen: ":8000", Config: transfer.RecvConfig{Dir: ".", IdleTimeout: 30 * time.Second}}
+	defaults := recvOptions{Listen: ":8000", Config: transfer.RecvConfig{Dir: ".", IdleTimeout: 30 * time.Second,
+		Hold: 2 * time.Minute, MaxConns: 16, MaxFailures: 10}}
 	tests := []struct {
 		name  string
 		args  []string
 		edit  func(*recvOptions)
 		style transfer.ProgressStyle
+		stdin bool // --confirm: Stdin is set
 	}{
 		{name: "defaults"},
 		{
@@ -249,19 +277,47 @@ func TestRecvFlags(t *testing.T) {
 			args: []string{
 				"--listen", "127.0.0.1:9000", "--dir", dir, "--once", "--overwrite",
 				"--max-size", "10GiB", "--idle-timeout", "5m", "--tls", "--json",
+				"--hold", "1m", "--max-conns", "4", "--max-failures", "3",
 			},
 			edit: func(o *recvOptions) {
 				o.Listen = "127.0.0.1:9000"
 				c := &o.Config
 				c.Dir, c.Once, c.Overwrite, c.MaxSize, c.IdleTimeout, c.TLS = dir, true, true, 10<<30, 5*time.Minute, true
+				c.Hold, c.MaxConns, c.MaxFailures = time.Minute, 4, 3
 			},
 			style: transfer.ProgressJSON,
 		},
 		{
-			name:  "classic, once, quiet",
-			args:  []string{"--classic", "--once", "--quiet", "--max-size", "512MiB"},
-			edit:  func(o *recvOptions) { o.Config.Classic, o.Config.Once, o.Config.MaxSize = true, true, 512<<20 },
+			name: "classic, once, quiet",
+			args: []string{"--classic", "--once", "--quiet", "--max-size", "512MiB"},
+			edit: func(o *recvOptions) {
+				o.Listen = "127.0.0.1:8000" // no code: this machine only, unless --listen
+				o.Config.Classic, o.Config.Once, o.Config.MaxSize = true, true, 512<<20
+			},
 			style: transfer.ProgressQuiet,
+		},
+		{
+			name: "open on every interface, asked for",
+			args: []string{"--open", "--listen", ":8000"},
+			edit: func(o *recvOptions) { o.Config.Open = true },
+		},
+		{
+			name:  "confirm",
+			args:  []string{"--confirm"},
+			edit:  func(o *recvOptions) { o.Confirm = true },
+			stdin: true,
+		},
+		{
+			name: "a code of our own",
+			args: []string{"--code", "7-Abaci-abase abbey"},
+			edit: func(o *recvOptions) { o.Config.Code = "7-Abaci-abase abbey" },
+		},
+		{
+			name: "relay",
+			args: []string{"--relay", "relay.example", "7-abaci-abase-abbey"},
+			edit: func(o *recvOptions) {
+				o.Config.Relay, o.Config.Code, o.Config.Once = "relay.example:8009", "7-abaci-abase-abbey", true
+			},
 		},
 		{
 			name: "IPv6 listen address",
@@ -280,7 +336,10 @@ func TestRecvFlags(t *testing.T) {
 				tc.edit(&want)
 			}
 			got := *r.recv
-			got.Stdout, got.Stderr, got.Style = nil, nil, 0
+			if (got.Stdin != nil) != tc.stdin {
+				t.Errorf("stdin set %v, want %v", got.Stdin != nil, tc.stdin)
+			}
+			got.Stdout, got.Stderr, got.Style, got.Stdin = nil, nil, 0, nil
 			if !reflect.DeepEqual(got, want) {
 				t.Errorf("options =\n%+v\nwant\n%+v", got, want)
 			}
@@ -312,11 +371,19 @@ func TestRecvBadFlags(t *testing.T) {
 		{"negative idle timeout", []string{"--idle-timeout", "-5s"}, exitUsage,
 			`netkit recv: --idle-timeout -5s: want a duration like 30s, or 0 for none (see 'netkit recv --help')`},
 		{"classic with TLS", []string{"--classic", "--tls"}, exitUsage,
-			`netkit recv: --classic and --tls don't go together: the classic protocol is plain TCP (see 'netkit recv --help')`},
+			`netkit recv: --relay, --open, --classic and --tls are different ways to receive: pick one (see 'netkit recv --help')`},
 		{"argument", []string{"photos"}, exitUsage,
-			`netkit recv: unexpected argument "photos" (see 'netkit recv --help')`},
-		{"send flag", []string{"--code", "X"}, exitUsage,
-			`netkit recv: unknown flag: --code (see 'netkit recv --help')`},
+			`netkit recv: unexpected argument "photos" (recv takes flags only; with --relay, the code) (see 'netkit recv --help')`},
+		{"bad code", []string{"--code", "X"}, exitUsage,
+			`netkit recv: code "X": want a number and three words like 7-tiger-lamp-cloud (see 'netkit recv --help')`},
+		{"open with a code", []string{"--open", "--code", "7-abaci-abase-abbey"}, exitUsage,
+			`netkit recv: --code goes with the default mode or --relay: --open, --classic and --tls take files without a code (see 'netkit recv --help')`},
+		{"relay without the code", []string{"--relay", "r"}, exitUsage,
+			`netkit recv: --relay RELAY needs the CODE that netkit send --relay printed, like 7-tiger-lamp-cloud (see 'netkit recv --help')`},
+		{"relay and listen", []string{"--relay", "r", "--listen", ":1", "7-abaci-abase-abbey"}, exitUsage,
+			`netkit recv: --relay and --listen don't go together: through a relay recv listens on no port (see 'netkit recv --help')`},
+		{"send flag", []string{"--follow"}, exitUsage,
+			`netkit recv: unknown flag: --follow (see 'netkit recv --help')`},
 		{"dir missing", []string{"--dir", filepath.Join(dir, "nope")}, exitError,
 			`netkit recv: --dir ` + filepath.Join(dir, "nope") + `: no such directory`},
 		{"dir is a file", []string{"--dir", file}, exitError,
@@ -420,7 +487,7 @@ func TestSendRecvEndToEnd(t *testing.T) {
 		events  []transfer.Event
 		badLine string // the first line that is not a JSON event
 	}
-	listening := make(chan string, 1)
+	listening := make(chan transfer.Event, 1)
 	recvOut := make(chan recvOutput, 1)
 	go func() {
 		var o recvOutput
@@ -432,16 +499,16 @@ func TestSendRecvEndToEnd(t *testing.T) {
 				continue
 			}
 			if e.Kind == transfer.EventListening && len(o.events) == 0 {
-				listening <- e.Addr
+				listening <- e
 			}
 			o.events = append(o.events, e)
 		}
 		io.Copy(io.Discard, pr) // after a line too long: don't block recv
 		recvOut <- o
 	}()
-	var addr string
+	var ready transfer.Event
 	select {
-	case addr = <-listening:
+	case ready = <-listening:
 	case o := <-recvOut:
 		// Until internal/transfer implements Receive, recv stops here
 		// with "transfer: not implemented".
@@ -449,7 +516,10 @@ func TestSendRecvEndToEnd(t *testing.T) {
 	}
 
 	var stdout, stderr bytes.Buffer
-	code := Execute(ctx, []string{"send", "--json", src, addr}, &stdout, &stderr)
+	if ready.Code == "" {
+		t.Fatalf("listening event %+v has no code", ready)
+	}
+	code := Execute(ctx, []string{"send", "--json", "--code", ready.Code, src, ready.Addr}, &stdout, &stderr)
 	if code != exitOK || stderr.Len() != 0 {
 		t.Fatalf("send: exit %d, stderr %q; want 0 and nothing", code, stderr.String())
 	}
@@ -506,4 +576,128 @@ func findEvent(events []transfer.Event, kind string) *transfer.Event {
 		}
 	}
 	return nil
+}
+
+func TestRelayFlags(t *testing.T) {
+	tests := []struct {
+		name string
+		args []string
+		want relayOptions // Stderr is not compared
+		err  string       // "" for success
+	}{
+		{name: "defaults", want: relayOptions{Listen: ":8009", Config: transfer.RelayConfig{
+			MaxRooms: 100, RoomBytes: 64 << 30, RoomTime: 6 * time.Hour, WaitTime: 10 * time.Minute}}},
+		{name: "every flag", args: []string{"--listen", "127.0.0.1:9000", "--max-rooms", "3", "--room-bytes", "1GiB", "--room-time", "1h", "--wait", "1m"},
+			want: relayOptions{Listen: "127.0.0.1:9000", Config: transfer.RelayConfig{
+				MaxRooms: 3, RoomBytes: 1 << 30, RoomTime: time.Hour, WaitTime: time.Minute}}},
+		{name: "bad size", args: []string{"--room-bytes", "lots"},
+			err: `netkit relay: --room-bytes "lots": want a size like 4GiB, in B, KiB, MiB, GiB or TiB (powers of 1024) (see 'netkit relay --help')`},
+		{name: "no rooms", args: []string{"--max-rooms", "0"},
+			err: `netkit relay: --max-rooms: want a number of at least 1 (see 'netkit relay --help')`},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			var got *relayOptions
+			root := newRootCmd(nil, nil)
+			for _, c := range root.Commands() {
+				if c.Name() == "relay" {
+					root.RemoveCommand(c)
+				}
+			}
+			root.AddCommand(newRelayCmd(func(_ context.Context, o *relayOptions) error { got = o; return nil }))
+			var stdout, stderr bytes.Buffer
+			code := run(context.Background(), root, append([]string{"relay"}, tc.args...), &stdout, &stderr)
+			if tc.err != "" {
+				if code != exitUsage || strings.TrimSuffix(stderr.String(), "\n") != tc.err {
+					t.Fatalf("exit %d, stderr %q; want %d, %q", code, stderr.String(), exitUsage, tc.err)
+				}
+				return
+			}
+			if code != 0 || got == nil {
+				t.Fatalf("exit %d, stderr %q", code, stderr.String())
+			}
+			g := *got
+			g.Stderr = nil
+			if !reflect.DeepEqual(g, tc.want) {
+				t.Errorf("options =\n%+v\nwant\n%+v", g, tc.want)
+			}
+		})
+	}
+}
+
+func TestConfirmer(t *testing.T) {
+	offer := transfer.Offer{Peer: "10.0.0.5:51234", Entries: 23, Files: 22, Bytes: 3 << 20,
+		Names: []transfer.OfferedFile{{Name: "photos", Dir: true}, {Name: "photos/a.jpg", Size: 1 << 20}}}
+	tests := []struct {
+		in   string
+		want bool
+	}{{"y\n", true}, {"YES\n", true}, {"n\n", false}, {"\n", false}, {"", false}}
+	for _, tc := range tests {
+		var out bytes.Buffer
+		if got := confirmer(strings.NewReader(tc.in), &out)(offer); got != tc.want {
+			t.Errorf("answer %q: %v, want %v", tc.in, got, tc.want)
+		}
+		want := "10.0.0.5:51234 offers 22 files, 3.0 MiB:\n  photos/\n  photos/a.jpg (1.0 MiB)\n  and 21 more\naccept? [y/N] "
+		if !strings.HasPrefix(out.String(), want) {
+			t.Errorf("prompt %q, want %q", out.String(), want)
+		}
+	}
+}
+
+// TestRelayEndToEnd runs "netkit send --relay" and "netkit recv --relay"
+// through Execute against a relay on 127.0.0.1: the sender prints a
+// code, the receiver fetches with it, neither listens.
+func TestRelayEndToEnd(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	relayDone := make(chan error, 1)
+	go func() {
+		relayDone <- transfer.Relay(ctx, ln, transfer.RelayConfig{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	}()
+	defer func() { cancel(); <-relayDone }()
+	relay := ln.Addr().String()
+	content := make([]byte, 1<<20+3)
+	rand.Read(content)
+	src := tempFile(t, "via-relay.bin", content)
+	dir := t.TempDir()
+
+	pr, pw := io.Pipe()
+	var sendStderr bytes.Buffer
+	sendCode := make(chan int, 1)
+	go func() {
+		code := Execute(ctx, []string{"send", "--relay", relay, "--json", src}, pw, &sendStderr)
+		pw.Close()
+		sendCode <- code
+	}()
+	codes := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(pr)
+		for sc.Scan() {
+			var e transfer.Event
+			if json.Unmarshal(sc.Bytes(), &e) == nil && e.Kind == transfer.EventCode {
+				codes <- e.Code
+			}
+		}
+		io.Copy(io.Discard, pr)
+	}()
+	var code string
+	select {
+	case code = <-codes:
+	case c := <-sendCode:
+		t.Fatalf("send exited %d before printing a code: %s", c, sendStderr.String())
+	}
+	var stdout, stderr bytes.Buffer
+	if c := Execute(ctx, []string{"recv", "--relay", relay, "--dir", dir, "--quiet", code}, &stdout, &stderr); c != exitOK {
+		t.Fatalf("recv --relay: exit %d, stderr %q", c, stderr.String())
+	}
+	if c := <-sendCode; c != exitOK {
+		t.Fatalf("send --relay: exit %d, stderr %q", c, sendStderr.String())
+	}
+	if got, err := os.ReadFile(filepath.Join(dir, "via-relay.bin")); err != nil || !bytes.Equal(got, content) {
+		t.Fatalf("received %d bytes, %v; want the %d sent", len(got), err, len(content))
+	}
 }

@@ -1,64 +1,32 @@
 package tcp
 
 import (
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/hex"
-	"encoding/pem"
 	"errors"
 	"fmt"
-	"math/big"
-	"net"
 	"os"
-	"time"
+
+	"github.com/netkit/netkit/internal/tlsutil"
 )
 
 // SelfSigned returns a fresh self-signed ECDSA P-256 certificate and key,
-// PEM-encoded, valid for 30 days for localhost, 127.0.0.1, ::1 and hosts.
+// PEM-encoded, valid for 30 days for localhost, 127.0.0.1, ::1 and hosts,
+// and usable as its own CA (so that --ca can name this very certificate).
 func SelfSigned(hosts ...string) (certPEM, keyPEM []byte, err error) {
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	cert, err := tlsutil.SelfSigned(tlsutil.Options{
+		CommonName: "netkit tcp serve",
+		Hosts:      append([]string{"localhost", "127.0.0.1", "::1"}, hosts...),
+		CA:         true,
+	})
+	if err == nil {
+		certPEM, keyPEM, err = tlsutil.PEM(cert)
+	}
 	if err != nil {
-		return nil, nil, fmt.Errorf("tcp: tls key: %w", err)
+		return nil, nil, fmt.Errorf("tcp: tls: %w", err)
 	}
-	serial, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 127))
-	if err != nil {
-		return nil, nil, fmt.Errorf("tcp: tls serial: %w", err)
-	}
-	now := time.Now()
-	tmpl := &x509.Certificate{
-		SerialNumber:          serial,
-		Subject:               pkix.Name{CommonName: "netkit tcp serve"},
-		NotBefore:             now.Add(-time.Hour),
-		NotAfter:              now.Add(30 * 24 * time.Hour),
-		KeyUsage:              x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
-		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-		BasicConstraintsValid: true,
-		IsCA:                  true, // so that --ca can name this very certificate
-		DNSNames:              []string{"localhost"},
-		IPAddresses:           []net.IP{net.IPv4(127, 0, 0, 1), net.IPv6loopback},
-	}
-	for _, h := range hosts {
-		if ip := net.ParseIP(h); ip != nil {
-			tmpl.IPAddresses = append(tmpl.IPAddresses, ip)
-		} else if h != "" {
-			tmpl.DNSNames = append(tmpl.DNSNames, h)
-		}
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		return nil, nil, fmt.Errorf("tcp: tls certificate: %w", err)
-	}
-	kder, err := x509.MarshalECPrivateKey(key)
-	if err != nil {
-		return nil, nil, fmt.Errorf("tcp: tls key: %w", err)
-	}
-	certPEM = pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
-	keyPEM = pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kder})
 	return certPEM, keyPEM, nil
 }
 

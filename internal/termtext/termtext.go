@@ -32,3 +32,32 @@ func Escape(b []byte) string {
 	}
 	return sb.String()
 }
+
+// Printable reports whether s is valid UTF-8 of printable characters
+// only: safe to show as it is.
+func Printable(s string) bool {
+	for _, r := range s {
+		if r == utf8.RuneError || !strconv.IsPrint(r) {
+			return false
+		}
+	}
+	return true
+}
+
+// Safe returns s as it is when Printable, else Escape(s): a name or a
+// reason from a peer, shown without surprises.
+func Safe(s string) string {
+	if Printable(s) {
+		return s
+	}
+	return Escape([]byte(s))
+}
+
+// Quote returns s as it is when Printable, else Escape(s) in double
+// quotes, so that a reader sees where an odd name starts and ends.
+func Quote(s string) string {
+	if Printable(s) {
+		return s
+	}
+	return `"` + strings.ReplaceAll(Escape([]byte(s)), `"`, `\"`) + `"`
+}

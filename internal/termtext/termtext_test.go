@@ -22,3 +22,22 @@ func TestEscape(t *testing.T) {
 		})
 	}
 }
+
+func TestSafeAndQuote(t *testing.T) {
+	tests := []struct{ in, safe, quote string }{
+		{"plain", "plain", "plain"},
+		{"café 日本", "café 日本", "café 日本"},
+		{`back\slash`, `back\slash`, `back\slash`},
+		{"esc\x1b[2J", `esc\x1b[2J`, `"esc\x1b[2J"`},
+		{"bad\xff", `bad\xff`, `"bad\xff"`},
+		{"tab\there \"q\"", `tab\there "q"`, `"tab\there \"q\""`},
+	}
+	for _, tc := range tests {
+		if got := Safe(tc.in); got != tc.safe {
+			t.Errorf("Safe(%q) = %q, want %q", tc.in, got, tc.safe)
+		}
+		if got := Quote(tc.in); got != tc.quote {
+			t.Errorf("Quote(%q) = %q, want %q", tc.in, got, tc.quote)
+		}
+	}
+}

@@ -22,8 +22,9 @@ import (
 // line when it has to stop early (a netkit sender prints it).
 
 const (
-	classicMaxName = 255
-	classicMode    = 0o644
+	classicMaxName  = 255
+	classicMode     = 0o644
+	classicWaitNote = time.Second // silence before the sender says it waits for "ok"
 )
 
 // sendClassic sends one regular file with the classic protocol.
@@ -36,7 +37,7 @@ func sendClassic(ctx context.Context, cfg SendConfig) (Summary, error) {
 	}
 	f, err := os.Open(path)
 	if err != nil {
-		return Summary{}, fmt.Errorf("transfer: %w", err)
+		return Summary{}, fmt.Errorf("transfer: cannot read %s: %w", cfg.Paths[0], errors.Unwrap(err))
 	}
 	defer f.Close()
 	conn, err := dialReceiver(ctx, cfg)
@@ -49,8 +50,10 @@ func sendClassic(ctx context.Context, cfg SendConfig) (Summary, error) {
 	em.emit(Event{Kind: EventConnected, Peer: conn.RemoteAddr().String()})
 	em.emit(Event{Kind: EventManifest, Files: 1, Bytes: size})
 
-	s := &sender{cfg: cfg, em: em, conn: conn}
-	s.tcp, _ = conn.(*net.TCPConn)
+	s := &sender{cfg: cfg, em: em, conn: conn, localProgress: true}
+	if canSendfile {
+		s.tcp, _ = conn.(*net.TCPConn)
+	}
 	var sum Summary
 	refused, err := s.classic(f, name, size)
 	if ctx.Err() != nil {
@@ -108,7 +111,12 @@ func (s *sender) classic(f *os.File, name string, size int64) (refused string, e
 	if _, err := s.conn.Write([]byte(name)); err != nil {
 		return "", s.writeErr(err)
 	}
+	// Say what we wait for when the answer does not come at once.
+	wait := time.AfterFunc(classicWaitNote, func() {
+		s.em.emit(Event{Kind: EventWaiting, Reason: "sent the name " + name + "; waiting for the receiver's ok"})
+	})
 	reply, err := s.classicReply()
+	wait.Stop()
 	switch {
 	case err != nil:
 		return "", err
@@ -167,6 +175,17 @@ func (s *sender) classicReply() (string, error) {
 	return strings.TrimRight(string(b[:n]), "\r\n"), nil
 }
 
+// classicName is the name a classic sender sent, less one trailing "\n"
+// or "\r\n": what `printf 'name\n' | nc host port` sends.
+func classicName(b []byte) string {
+	name := string(b)
+	if t, ok := strings.CutSuffix(name, "\r\n"); ok {
+		return t
+	}
+	name, _ = strings.CutSuffix(name, "\n")
+	return name
+}
+
 // serveClassic receives one file with the classic protocol. started is
 // true once a name arrived.
 func (s *server) serveClassic(ctx context.Context, conn net.Conn, peer string) (sum Summary, started bool, err error) {
@@ -176,14 +195,16 @@ func (s *server) serveClassic(ctx context.Context, conn net.Conn, peer string) (
 	if n == 0 {
 		return sum, false, fmt.Errorf("transfer: %s: no file name: %w", peer, err)
 	}
-	name := string(b[:n])
+	name := classicName(b[:n])
 	s.em.emit(Event{Kind: EventManifest, Peer: peer, Files: 1})
 	why := s.classicRefusal(name, n)
 	if why == "" {
-		if !s.claim(name) {
-			why = "being received from another sender"
+		owner := &recvConn{peer: peer, cancel: func() {}, done: make(chan struct{})}
+		owner.step()
+		if other := s.claim(name, owner); other != nil {
+			why = "being received from another sender (" + other.peer + ")"
 		} else {
-			defer s.release([]string{name}, 0)
+			defer s.release(owner, []string{name}, 0)
 		}
 	}
 	if why != "" {

@@ -192,7 +192,8 @@ func TestClassicUnsafeNames(t *testing.T) {
 		{"/etc/passwd", "absolute path"},
 		{"a/b", "not a base name"},
 		{"nul\x00", "NUL character in name"},
-		{"line\n", "control character in name"},
+		{"li\nne", "control character in name"},
+		{"line\n\n", "control character in name"}, // one trailing newline is dropped, not two
 		{strings.Repeat("x", 256), "name longer than 255 bytes"},
 	}
 	for i, tc := range tests {

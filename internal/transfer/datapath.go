@@ -91,7 +91,7 @@ func (rc *recvConn) receiveBody(f *os.File, e entry, off int64, h *hasher) (int6
 			rerr = rc.connErr(err)
 			break
 		}
-		tk.at(pos)
+		rc.at(&tk, pos)
 	}
 	close(w.work)
 	<-w.done
@@ -119,7 +119,7 @@ func (rc *recvConn) receiveSerial(f *os.File, e entry, off int64, h *hasher) (in
 		if rerr != nil {
 			return pos - off, rc.connErr(rerr)
 		}
-		tk.at(pos)
+		rc.at(&tk, pos)
 	}
 	return pos - off, nil
 }

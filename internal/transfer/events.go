@@ -40,7 +40,7 @@ func newFileTicker(em *emitter, peer, file string, size int64) fileTicker {
 
 // at reports done bytes if progressEvery has passed since the last report.
 func (t *fileTicker) at(done int64) {
-	if t.em == nil || t.em.fn == nil {
+	if t == nil || t.em == nil || t.em.fn == nil {
 		return
 	}
 	now := time.Now()

@@ -2,6 +2,7 @@ package transfer
 
 import (
 	"bytes"
+	"net"
 	"reflect"
 	"testing"
 )
@@ -60,10 +61,13 @@ func FuzzFrames(f *testing.F) {
 	f.Add(appendFrame(nil, fData, appendDataHdr(nil, 5, 1<<30)))
 	f.Add(appendFrame(nil, fAbort, []byte("disk full writing a.bin")))
 	f.Add(appendFrame(nil, fKeepalive, nil))
+	f.Add(appendFrame(nil, fProgress, appendProgress(nil, progressReport{Index: 2, Offset: 3, Pos: 1 << 40})))
+	f.Add(appendFrame(nil, fConfirm, make([]byte, confirmLen)))
+	f.Add(appendFrame(nil, fPake, []byte(`{"Role":0}`)))
 	f.Add([]byte{fManifest, 0xff, 0xff, 0xff, 0xff})
-	f.Add(appendHello(nil, 0))
+	f.Add(appendHello(nil, 0, authOpen))
 	f.Fuzz(func(t *testing.T, in []byte) {
-		if idle, err := parseHello(in); err == nil && idle < 0 {
+		if idle, _, err := parseHello(in); err == nil && idle < 0 {
 			t.Fatalf("negative idle timeout %v", idle)
 		}
 		var buf bytes.Buffer
@@ -110,5 +114,92 @@ func checkPayload(t *testing.T, typ byte, p []byte) {
 		}
 	case fManifest:
 		decodeManifest(p)
+	case fProgress:
+		if pr, err := decodeProgress(p); err == nil && !bytes.Equal(appendProgress(nil, pr), p) {
+			t.Fatalf("progress %x decodes as %+v", p, pr)
+		}
+	case fPake:
+		checkPakeMsg(p, true)
+		checkPakeMsg(p, false)
 	}
+}
+
+// FuzzPakeMessage gives the key exchange what a peer could send instead
+// of its message: no panic, and a message that is not the peer's role's
+// is refused.
+func FuzzPakeMessage(f *testing.F) {
+	snd, err := newPake(testCode, true)
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(snd.mine, true)
+	rcv, _ := newPake(testCode, false)
+	if err := rcv.update(snd.mine); err != nil {
+		f.Fatal(err)
+	}
+	f.Add(rcv.mine, false)
+	f.Add([]byte("null"), true)
+	f.Add([]byte(`{"Role":0}`), true)
+	f.Add([]byte(`{"Role":0,"Xᵤ":1,"Xᵥ":2}`), true)
+	f.Add([]byte(`{"Role":1,"Yᵤ":-5,"Yᵥ":99999999999999999999999999999999999999999999999999999999999999999999999999999999}`), false)
+	f.Fuzz(func(t *testing.T, msg []byte, fromSender bool) {
+		st, err := newPake(testCode, !fromSender)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := st.update(msg); err != nil {
+			return
+		}
+		if _, err := st.keys(msg); err != nil {
+			t.Fatalf("keys after an accepted message: %v", err)
+		}
+	})
+}
+
+// FuzzSealed reads arbitrary bytes as sealed records: no panic, and
+// nothing comes out that was not sealed with the key.
+func FuzzSealed(f *testing.F) {
+	key := make([]byte, 32)
+	w, _ := newGCM(key)
+	rec := func(seq uint64, p []byte) []byte {
+		b := []byte{0, 0, 0, byte(len(p) + sealTagLen)}
+		return w.Seal(b, nonce(seq), p, b[:4])
+	}
+	f.Add(append(rec(0, []byte("hello")), rec(1, []byte("world"))...))
+	f.Add(rec(1, []byte("out of order")))
+	f.Add([]byte{0, 0, 0, 0})
+	f.Add([]byte{0xff, 0xff, 0xff, 0xff})
+	f.Fuzz(func(t *testing.T, in []byte) {
+		c, err := newSealedConn(nil, bytes.NewReader(in), key, key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out []byte
+		buf := make([]byte, 4096)
+		for {
+			n, err := c.Read(buf)
+			out = append(out, buf[:n]...)
+			if err != nil {
+				break
+			}
+		}
+		if len(out) > len(in) {
+			t.Fatalf("%d bytes out of %d in", len(out), len(in))
+		}
+	})
+}
+
+// FuzzRelayHello: the relay's reading of a client's hello and of its own
+// status replies never panics.
+func FuzzRelayHello(f *testing.F) {
+	f.Add([]byte{stOK})
+	f.Add([]byte{stRefused, 4, 'f', 'u', 'l', 'l'})
+	f.Add([]byte{stRefused, 200})
+	f.Add([]byte{9})
+	f.Fuzz(func(t *testing.T, in []byte) {
+		a, b := net.Pipe()
+		defer a.Close()
+		go func() { b.Write(in); b.Close() }()
+		relayRead(a, nil)
+	})
 }

@@ -96,6 +96,9 @@ func (l *eventLog) dump() string {
 	return b.String()
 }
 
+// testCode is the code of test receivers and senders that name none.
+const testCode = "7-abaci-abase-abbey"
+
 // receiver runs Receive on 127.0.0.1:0 until the test ends.
 type receiver struct {
 	addr   string
@@ -113,6 +116,9 @@ func startReceiver(t *testing.T, cfg RecvConfig) *receiver {
 	}
 	r := &receiver{addr: ln.Addr().String(), log: newEventLog(), exited: make(chan struct{})}
 	cfg.Events = r.log.add
+	if !cfg.Open && !cfg.Classic && !cfg.TLS && cfg.Code == "" {
+		cfg.Code = testCode
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	r.cancel = cancel
 	go func() {
@@ -161,6 +167,9 @@ func send2(t *testing.T, addr string, cfg SendConfig) (Summary, error, *eventLog
 	log := newEventLog()
 	cfg.Addr = addr
 	cfg.Events = log.add
+	if !cfg.Open && !cfg.Classic && !cfg.TLS && cfg.Code == "" && cfg.Relay == "" {
+		cfg.Code = testCode
+	}
 	if cfg.IdleTimeout == 0 {
 		cfg.IdleTimeout = 10 * time.Second
 	}

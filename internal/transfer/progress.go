@@ -9,11 +9,11 @@ import (
 	"strings"
 	"sync"
 	"time"
-	"unicode"
-	"unicode/utf8"
 
 	"github.com/vbauerster/mpb/v8"
 	"github.com/vbauerster/mpb/v8/decor"
+
+	"github.com/netkit/netkit/internal/termtext"
 )
 
 // ProgressStyle says how a Progress shows a transfer's events.
@@ -46,6 +46,7 @@ type ProgressConfig struct {
 	Err      io.Writer // lines and bars for people; nil for none
 	Receiver bool      // the events come from Receive: "received", "from"
 	Classic  bool      // the classic protocol: no hashes, nothing verified
+	TLS      bool      // legacy TLS: the listening event's code is a certificate fingerprint
 	BarWidth int       // columns of ProgressBars; 0 means the terminal's width
 }
 
@@ -147,7 +148,9 @@ func (p *Progress) Event(e Event) {
 			_, err = p.cfg.Out.Write(append(b, '\n'))
 		}
 		p.keepErr(err)
-		p.quietLineLocked(e)
+		if e.Kind == EventError || e.Kind == EventReject { // the code is in the JSON
+			p.quietLineLocked(e)
+		}
 	case ProgressQuiet:
 		p.quietLineLocked(e)
 	case ProgressBars:
@@ -196,9 +199,14 @@ func (p *Progress) quietLineLocked(e Event) {
 	case EventError, EventReject:
 		line = p.line(e)
 	case EventListening:
-		if e.Code != "" {
+		switch {
+		case e.Code != "" && p.cfg.TLS:
 			line = p.codeLine(e)
+		case e.Code != "":
+			line = "code " + e.Code
 		}
+	case EventCode:
+		line = p.line(e)
 	}
 	if line != "" {
 		p.writeLocked(p.cfg.Err, line)
@@ -277,10 +285,11 @@ func (p *Progress) keepErr(err error) {
 func (p *Progress) line(e Event) string {
 	switch e.Kind {
 	case EventListening:
-		if e.Code != "" {
-			return "listening on " + e.Addr + " with TLS\n" + p.codeLine(e)
-		}
-		return "listening on " + e.Addr
+		return p.listening(e)
+	case EventCode:
+		return "code " + e.Code + "\non the receiving machine run: netkit recv --relay " + e.Addr + " " + e.Code
+	case EventWaiting:
+		return e.Reason
 	case EventConnected:
 		if p.cfg.Receiver {
 			return "connection from " + e.Peer
@@ -341,6 +350,49 @@ func (p *Progress) fileLine(e Event) string {
 // sizeUnknown reports whether files arrive without their size announced:
 // a classic sender only sends a name.
 func (p *Progress) sizeUnknown() bool { return p.cfg.Classic && p.cfg.Receiver }
+
+// listening is the receiver's first screen: where files go, who may send,
+// and a command to paste on the sending machine for each of this
+// machine's addresses.
+func (p *Progress) listening(e Event) string {
+	into := ""
+	if e.Dir != "" {
+		into = "receiving into " + e.Dir + ", "
+	}
+	if len(e.Addrs) == 0 && e.Code != "" && !p.cfg.TLS {
+		return into + "through the relay " + e.Addr // recv --relay
+	}
+	var b strings.Builder
+	switch {
+	case p.cfg.TLS:
+		b.WriteString(into + "listening on " + e.Addr + " with TLS\n" + p.codeLine(e))
+		return b.String()
+	case e.Code != "":
+		b.WriteString(into + "listening on " + e.Addr + "; only a sender with the code can send\ncode " + e.Code)
+	case p.cfg.Classic:
+		b.WriteString(into + "listening on " + e.Addr + " (classic protocol: anyone who can reach it may send, nothing is verified)")
+	default:
+		b.WriteString(into + "listening on " + e.Addr + " with --open: anyone who can reach it may send, in the clear")
+	}
+	addrs := e.Addrs
+	if len(addrs) > 3 {
+		addrs = addrs[:3]
+	}
+	for i, a := range addrs {
+		if i == 0 {
+			b.WriteString("\non the sending machine run:")
+		}
+		switch {
+		case e.Code != "":
+			b.WriteString("\n  netkit send --code " + e.Code + " PATH... " + a)
+		case p.cfg.Classic:
+			b.WriteString("\n  netkit send --classic FILE " + a)
+		default:
+			b.WriteString("\n  netkit send --open PATH... " + a)
+		}
+	}
+	return b.String()
+}
 
 // codeLine tells what a sender must run to reach a TLS receiver.
 func (p *Progress) codeLine(e Event) string {
@@ -432,12 +484,7 @@ func formatElapsed(d time.Duration) string {
 // printable returns s, or s quoted if it holds characters that are not
 // printable, such as the escape sequences a hostile sender could put in a
 // file name to rewrite the receiver's terminal.
-func printable(s string) string {
-	if strings.IndexFunc(s, func(r rune) bool { return !unicode.IsPrint(r) }) < 0 && utf8.ValidString(s) {
-		return s
-	}
-	return strconv.Quote(s)
-}
+func printable(s string) string { return termtext.Quote(s) }
 
 // shortName fits name in max runes by cutting its middle.
 func shortName(name string, max int) string {

@@ -38,12 +38,21 @@ func TestProgressLines(t *testing.T) {
 		name     string
 		receiver bool
 		classic  bool
+		tls      bool
 		event    Event
 		want     string // "" for no line
 	}{
-		{name: "listening", receiver: true, event: Event{Kind: EventListening, Addr: "[::]:8000"},
-			want: "listening on [::]:8000"},
-		{name: "listening with TLS", receiver: true, event: Event{Kind: EventListening, Addr: "[::]:8000", Code: "ABCD-EFGH"},
+		{name: "listening, open", receiver: true, event: Event{Kind: EventListening, Addr: "127.0.0.1:8000", Dir: "/srv/in", Addrs: []string{"127.0.0.1:8000"}},
+			want: "receiving into /srv/in, listening on 127.0.0.1:8000 with --open: anyone who can reach it may send, in the clear\non the sending machine run:\n  netkit send --open PATH... 127.0.0.1:8000"},
+		{name: "listening with the code", receiver: true, event: Event{Kind: EventListening, Addr: "[::]:8000", Dir: "/srv/in", Code: "7-tiger-lamp-cloud", Addrs: []string{"192.168.1.20:8000", "10.0.0.5:8000"}},
+			want: "receiving into /srv/in, listening on [::]:8000; only a sender with the code can send\ncode 7-tiger-lamp-cloud\non the sending machine run:\n  netkit send --code 7-tiger-lamp-cloud PATH... 192.168.1.20:8000\n  netkit send --code 7-tiger-lamp-cloud PATH... 10.0.0.5:8000"},
+		{name: "listening through a relay", receiver: true, event: Event{Kind: EventListening, Addr: "relay.example:8009", Dir: "/srv/in", Code: "7-tiger-lamp-cloud"},
+			want: "receiving into /srv/in, through the relay relay.example:8009"},
+		{name: "code from a relay", event: Event{Kind: EventCode, Addr: "relay.example:8009", Code: "7-tiger-lamp-cloud"},
+			want: "code 7-tiger-lamp-cloud\non the receiving machine run: netkit recv --relay relay.example:8009 7-tiger-lamp-cloud"},
+		{name: "waiting", event: Event{Kind: EventWaiting, Reason: "waiting for the receiver's ok"},
+			want: "waiting for the receiver's ok"},
+		{name: "listening with TLS", receiver: true, tls: true, event: Event{Kind: EventListening, Addr: "[::]:8000", Code: "ABCD-EFGH"},
 			want: "listening on [::]:8000 with TLS\ncode ABCD-EFGH: send with netkit send --tls --code ABCD-EFGH PATH... HOST:8000"},
 		{name: "connected, sender", event: Event{Kind: EventConnected, Peer: "192.168.1.20:8000"},
 			want: "connected to 192.168.1.20:8000"},
@@ -99,7 +108,7 @@ func TestProgressLines(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			cfg := ProgressConfig{Style: ProgressLines, Receiver: tc.receiver, Classic: tc.classic}
+			cfg := ProgressConfig{Style: ProgressLines, Receiver: tc.receiver, Classic: tc.classic, TLS: tc.tls}
 			stdout, stderr := show(t, cfg, tc.event)
 			want := tc.want
 			if want != "" {
@@ -139,24 +148,30 @@ func TestProgressQuiet(t *testing.T) {
 		name     string
 		style    ProgressStyle
 		receiver bool
+		tls      bool
 		events   []Event
 		want     string
 	}{
 		{name: "quiet", style: ProgressQuiet, events: transferEvents(), want: wantErrors},
 		{name: "json", style: ProgressJSON, events: transferEvents(), want: wantErrors},
 		{
-			name: "quiet receiver prints the TLS code", style: ProgressQuiet, receiver: true,
+			name: "quiet receiver prints the TLS code", style: ProgressQuiet, receiver: true, tls: true,
 			events: []Event{{Kind: EventListening, Addr: "[::]:9000", Code: "WXYZ-1234"}},
 			want:   "code WXYZ-1234: send with netkit send --tls --code WXYZ-1234 PATH... HOST:9000\n",
 		},
 		{
-			name: "quiet receiver without TLS prints nothing", style: ProgressQuiet, receiver: true,
+			name: "quiet receiver prints the code", style: ProgressQuiet, receiver: true,
+			events: []Event{{Kind: EventListening, Addr: "[::]:9000", Code: "7-tiger-lamp-cloud"}},
+			want:   "code 7-tiger-lamp-cloud\n",
+		},
+		{
+			name: "quiet receiver without a code prints nothing", style: ProgressQuiet, receiver: true,
 			events: []Event{{Kind: EventListening, Addr: "[::]:9000"}},
 		},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			_, stderr := show(t, ProgressConfig{Style: tc.style, Receiver: tc.receiver}, tc.events...)
+			_, stderr := show(t, ProgressConfig{Style: tc.style, Receiver: tc.receiver, TLS: tc.tls}, tc.events...)
 			if stderr != tc.want {
 				t.Errorf("stderr = %q, want %q", stderr, tc.want)
 			}

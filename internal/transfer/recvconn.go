@@ -4,11 +4,13 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
 	"net"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 )
@@ -20,14 +22,20 @@ const (
 	stDone            // handled
 )
 
-// fileState is what the receiver remembers about one manifest entry.
+// fileState is what the receiver remembers about one manifest entry: 16
+// bytes, so that a manifest of a million entries stays small. The hash
+// state of a resumed prefix lives in recvConn.prefixes, for a few files.
 type fileState struct {
-	state   int
+	offset  int64 // vSend: the resume offset offered
+	state   uint8
 	verdict byte
-	offset  int64   // vSend: the resume offset offered
-	prefix  *hasher // vSend with offset > 0: state after [0,offset)
-	created bool    // directory made by this connection
+	created bool // directory made by this connection
 }
+
+// maxPrefixes is how many resumed files keep their prefix's hash state
+// (about 2 KiB each) between the answer and the data; the others hash
+// their prefix again when the data comes.
+const maxPrefixes = 16
 
 // recvConn is one netkit sender's connection on the receiver. Its run
 // goroutine is the only reader; w is the only writer.
@@ -45,20 +53,45 @@ type recvConn struct {
 
 	entries  []entry
 	files    []fileState
-	last     int      // highest entry index handled in the data phase
-	claimed  []string // names claimed on the server
-	reserved int64    // bytes reserved on the server
+	prefixes map[int]*hasher // resumed files' prefix hash state, at most maxPrefixes
+	last     int             // highest entry index handled in the data phase
+	claimed  []string        // names claimed on the server
+	reserved int64           // bytes reserved on the server
+	charged  int64           // manifest bytes charged on the server
+	cur      progressReport  // the file being received
 	sum      Summary
+
+	moved  atomic.Int64       // Unix ns of the last file data or step; read by other connections
+	cancel context.CancelFunc // ends this connection (a takeover)
+	done   chan struct{}      // closed once its claims are released
 }
 
 func newRecvConn(s *server, conn net.Conn, peer string) *recvConn {
-	return &recvConn{srv: s, conn: conn, peer: peer, br: bufio.NewReaderSize(conn, 64<<10), last: -1}
+	rc := &recvConn{srv: s, conn: conn, peer: peer, br: bufio.NewReaderSize(conn, 64<<10), last: -1,
+		cancel: func() {}, done: make(chan struct{})}
+	rc.step()
+	return rc
 }
+
+// step records progress: file data arrived, or a frame that moves the
+// transfer on. Keepalives are not progress: a sender that sends nothing
+// else for cfg.Hold is dropped and its reservations end.
+func (rc *recvConn) step() { rc.moved.Store(time.Now().UnixNano()) }
 
 // run serves the connection; started reports whether a manifest arrived.
 func (rc *recvConn) run(ctx context.Context) (sum Summary, started bool, err error) {
-	every, err := rc.readHello()
+	ctx, rc.cancel = context.WithCancel(ctx)
+	defer rc.cancel()
+	raw := rc.conn // a takeover cancels ctx: that must end blocked reads
+	stopClose := context.AfterFunc(ctx, func() { raw.Close() })
+	defer stopClose()
+	defer close(rc.done)
+	defer func() { rc.srv.release(rc, rc.claimed, rc.reserved); rc.srv.uncharge(rc.charged) }()
+	every, auth, err := rc.readHello()
 	if err != nil {
+		return rc.sum, false, err
+	}
+	if err := rc.secure(auth); err != nil {
 		return rc.sum, false, err
 	}
 	rc.w = newFrameWriter(rc.conn, every, rc.srv.cfg.IdleTimeout)
@@ -67,7 +100,6 @@ func (rc *recvConn) run(ctx context.Context) (sum Summary, started bool, err err
 		if rc.pipe != nil {
 			rc.pipe.close()
 		}
-		rc.srv.release(rc.claimed, rc.reserved)
 		if err != nil {
 			err = rc.abort(ctx, err)
 		} else if werr := rc.w.close(); werr != nil {
@@ -77,16 +109,17 @@ func (rc *recvConn) run(ctx context.Context) (sum Summary, started bool, err err
 			err = fmt.Errorf("transfer: %s: stopped: %w", rc.peer, ctx.Err())
 		}
 	}()
-	if err := rc.w.send(ctx, appendHello(nil, rc.srv.cfg.IdleTimeout)); err != nil {
-		return rc.sum, false, err
-	}
 	if err := rc.readManifest(ctx); err != nil {
 		return rc.sum, false, err
 	}
 	defer rc.finishDirs()
+	if err := rc.confirm(); err != nil {
+		return rc.sum, true, err
+	}
 	if err := rc.answerAll(ctx); err != nil {
 		return rc.sum, true, err
 	}
+	rc.step() // the sender has cfg.Hold from here to start sending
 	if err := rc.dataPhase(ctx); err != nil {
 		return rc.sum, true, err
 	}
@@ -96,27 +129,27 @@ func (rc *recvConn) run(ctx context.Context) (sum Summary, started bool, err err
 // readHello reads the sender's hello, failing as soon as the bytes cannot
 // be one (a classic sender's file name, say), and returns how often to
 // send keepalives: a quarter of the sender's idle timeout, at most 1 s.
-func (rc *recvConn) readHello() (time.Duration, error) {
+func (rc *recvConn) readHello() (time.Duration, byte, error) {
 	rc.conn.SetReadDeadline(time.Now().Add(rc.srv.helloTimeout()))
 	b, err := readHello(rc.br)
 	if err != nil {
 		if len(b) > 0 && b[0] == 0x16 { // a TLS handshake record
-			return 0, fmt.Errorf("transfer: %s: a TLS sender, but this receiver runs without --tls", rc.peer)
+			return 0, 0, fmt.Errorf("transfer: %s: a TLS sender, but this receiver runs without --tls", rc.peer)
 		}
 		if len(b) > 0 {
-			return 0, fmt.Errorf("transfer: %s: not a netkit sender (it sent %q; a classic sender needs --classic)", rc.peer, safeText(string(b)))
+			return 0, 0, fmt.Errorf("transfer: %s: not a netkit sender (it sent %q; a classic sender needs --classic)", rc.peer, safeText(string(b)))
 		}
-		return 0, fmt.Errorf("transfer: %s: hello: %w", rc.peer, err)
+		return 0, 0, fmt.Errorf("transfer: %s: hello: %w", rc.peer, err)
 	}
-	idle, err := parseHello(b)
+	idle, auth, err := parseHello(b)
 	if err != nil {
-		return 0, fmt.Errorf("transfer: %s: %w", rc.peer, err)
+		return 0, 0, fmt.Errorf("transfer: %s: %w", rc.peer, err)
 	}
 	every := time.Second
 	if idle > 0 {
 		every = max(min(every, idle/4), 10*time.Millisecond)
 	}
-	return every, nil
+	return every, auth, nil
 }
 
 // readFrame reads the next frame other than a keepalive, giving the
@@ -136,17 +169,29 @@ func (rc *recvConn) readFrame() (byte, []byte, error) {
 			return 0, nil, fmt.Errorf("transfer: %s: sender gave up: %s", rc.peer, reason)
 		}
 		if typ != fKeepalive {
+			rc.step()
 			return typ, p, nil
 		}
 	}
 }
 
+// readDeadline gives the sender IdleTimeout for its next bytes, and no
+// more than Hold since it last made progress: keepalives alone do not
+// keep a connection, its space or its names.
 func (rc *recvConn) readDeadline() {
-	if rc.srv.cfg.IdleTimeout > 0 {
-		rc.conn.SetReadDeadline(time.Now().Add(rc.srv.cfg.IdleTimeout))
-	} else {
-		rc.conn.SetReadDeadline(time.Time{})
+	var d time.Time
+	if idle := rc.srv.cfg.IdleTimeout; idle > 0 {
+		d = time.Now().Add(idle)
 	}
+	if h := time.Unix(0, rc.moved.Load()).Add(rc.srv.cfg.Hold); d.IsZero() || h.Before(d) {
+		d = h
+	}
+	rc.conn.SetReadDeadline(d)
+}
+
+// stalled reports whether the sender has moved nothing for Hold.
+func (rc *recvConn) stalled() bool {
+	return time.Since(time.Unix(0, rc.moved.Load())) >= rc.srv.cfg.Hold
 }
 
 // lostError is a failed read: the sender went away or stalled. There is
@@ -161,6 +206,10 @@ func (e *lostError) Unwrap() error { return e.err }
 func (rc *recvConn) connErr(err error) error {
 	var ne net.Error
 	switch {
+	case errors.Is(err, ErrTampered):
+		return fmt.Errorf("transfer: %s: %w", rc.peer, err) // told to the sender, in a sealed ABORT
+	case errors.As(err, &ne) && ne.Timeout() && rc.stalled():
+		err = fmt.Errorf("transfer: %s: sender moved no file data for %v (keepalives do not count); dropped, its space and names released (partial files kept for resume): %w", rc.peer, rc.srv.cfg.Hold, err)
 	case errors.As(err, &ne) && ne.Timeout():
 		err = fmt.Errorf("transfer: %s: sender idle for %v; dropped (partial files kept for resume): %w", rc.peer, rc.srv.cfg.IdleTimeout, err)
 	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
@@ -171,17 +220,52 @@ func (rc *recvConn) connErr(err error) error {
 	return &lostError{err}
 }
 
+// readManifest reads the manifest into memory charged to the server's
+// budget first (ManifestMem), so that connections together cannot take
+// more; a manifest that does not fit now is refused with a reason.
 func (rc *recvConn) readManifest(ctx context.Context) error {
-	typ, p, err := rc.readFrame()
-	if err != nil {
-		return err
+	var typ byte
+	var n uint32
+	var err error
+	for {
+		rc.readDeadline()
+		if typ, n, err = readFrameHeader(rc.br); err != nil {
+			if errors.Is(err, ErrProtocol) {
+				return fmt.Errorf("transfer: %s: %w", rc.peer, err)
+			}
+			return rc.connErr(err)
+		}
+		if typ != fKeepalive {
+			break
+		}
 	}
 	if typ != fManifest {
 		return fmt.Errorf("transfer: %s: %w: frame type %d before the manifest", rc.peer, ErrProtocol, typ)
 	}
-	if rc.entries, err = decodeManifest(p); err != nil {
+	busy := func() error {
+		return fmt.Errorf("transfer: %s: receiver busy: a manifest of %s does not fit the memory left for manifests now; try again later or send fewer files at once", rc.peer, spaceString(int64(n)))
+	}
+	// The most a manifest of this size can cost, before reading it; once
+	// the count is read, what it does cost (the rest is given back).
+	cost := manifestCost(int64(n))
+	if !rc.srv.charge(cost) {
+		return busy()
+	}
+	rc.charged = cost
+	p, err := readPayload(rc.br, int(n))
+	if err != nil {
+		return rc.connErr(err)
+	}
+	if len(p) >= 4 {
+		count := min(int64(binary.BigEndian.Uint32(p)), maxEntries, int64(n)/(entryFixedLen+1))
+		actual := payloadCost(int64(n)) + count*perEntryCost
+		rc.srv.uncharge(rc.charged - actual)
+		rc.charged = actual
+	}
+	if rc.entries, err = decodeManifestOwned(p); err != nil {
 		return fmt.Errorf("transfer: %s: %w", rc.peer, err)
 	}
+	rc.step()
 	rc.files = make([]fileState, len(rc.entries))
 	ev := Event{Kind: EventManifest, Peer: rc.peer}
 	for _, e := range rc.entries {
@@ -191,6 +275,29 @@ func (rc *recvConn) readManifest(ctx context.Context) error {
 		}
 	}
 	rc.srv.em.emit(ev)
+	return nil
+}
+
+// confirm asks cfg.Confirm about the offer, if set. The writer's
+// keepalives keep the sender waiting meanwhile.
+func (rc *recvConn) confirm() error {
+	if rc.srv.cfg.Confirm == nil {
+		return nil
+	}
+	o := Offer{Peer: rc.peer, Entries: len(rc.entries)}
+	for _, e := range rc.entries {
+		if e.Kind == kindFile {
+			o.Files++
+			o.Bytes += e.Size
+		}
+		if len(o.Names) < MaxOfferNames {
+			o.Names = append(o.Names, OfferedFile{Name: safeText(e.Name), Size: e.Size, Dir: e.Kind == kindDir})
+		}
+	}
+	if !rc.srv.cfg.Confirm(o) {
+		return fmt.Errorf("transfer: %s: declined by the receiver", rc.peer)
+	}
+	rc.step()
 	return nil
 }
 

@@ -1,6 +1,7 @@
 package transfer
 
 import (
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -8,11 +9,14 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"net"
 	"os"
 	"syscall"
+	"time"
 )
 
-const reasonExists = "exists; use --overwrite"
+// reasonExists is shown on both ends: it says who must do what.
+const reasonExists = "exists; replacing it needs --overwrite on the receiving side (netkit recv --overwrite)"
 
 // zeros is compared against received blocks (see writeNonZero) and sent
 // in place of bytes a file lost while being sent.
@@ -58,8 +62,8 @@ func (rc *recvConn) decide(ctx context.Context, i int, e entry, conflict string,
 	if max := rc.srv.cfg.MaxSize; max > 0 && e.Size > max {
 		return reject(fmt.Sprintf("too large: %s, --max-size is %s", spaceString(e.Size), spaceString(max)))
 	}
-	if !rc.srv.claim(e.Name) {
-		return reject("being received from another sender")
+	if why := rc.claim(ctx, e.Name); why != "" {
+		return reject(why)
 	}
 	rc.claimed = append(rc.claimed, e.Name)
 	a, need := rc.offer(ctx, i, e)
@@ -67,12 +71,56 @@ func (rc *recvConn) decide(ctx context.Context, i int, e entry, conflict string,
 		return a
 	}
 	if left, ok := rc.srv.reserve(need, avail); !ok {
-		rc.files[i].prefix = nil
+		delete(rc.prefixes, i)
 		return reject(fmt.Sprintf("not enough space: need %s, have %s", spaceString(need), spaceString(left)))
 	}
 	rc.reserved += need
 	rc.files[i].state, rc.files[i].verdict, rc.files[i].offset = stPending, a.Verdict, a.Offset
 	return a
+}
+
+// takeoverAfter is how long a connection holding a name must have moved
+// nothing before a new connection from the same host takes the name over
+// (a sender stopped with Ctrl-C and started again).
+const takeoverAfter = 2 * time.Second
+
+// claim claims name for this connection. When another connection has
+// it, from the same host and stalled for takeoverAfter, that connection
+// is ended and the name taken over; otherwise claim says why not.
+func (rc *recvConn) claim(ctx context.Context, name string) string {
+	other := rc.srv.claim(name, rc)
+	if other == nil {
+		return ""
+	}
+	idle := time.Since(time.Unix(0, other.moved.Load()))
+	after := cmp.Or(rc.srv.cfg.takeover, takeoverAfter)
+	if sameHost(other.peer, rc.peer) && idle >= after {
+		other.cancel()
+		t := time.NewTimer(5 * time.Second)
+		defer t.Stop()
+		select {
+		case <-other.done:
+		case <-t.C:
+		case <-ctx.Done():
+		}
+		if rc.srv.claim(name, rc) == nil {
+			rc.srv.em.emit(Event{Kind: EventWarning, Peer: rc.peer, File: safeText(name),
+				Reason: fmt.Sprintf("took over from the earlier connection %s, idle for %v", other.peer, idle.Round(time.Second))})
+			return ""
+		}
+	}
+	if idle >= time.Second {
+		left := max(rc.srv.cfg.Hold-idle, time.Second).Round(time.Second)
+		return fmt.Sprintf("an earlier transfer of this file from %s is still open (no data for %v); retry in %v", other.peer, idle.Round(time.Second), left)
+	}
+	return "being received from another sender (" + other.peer + ")"
+}
+
+// sameHost reports whether two host:port addresses have the same host.
+func sameHost(a, b string) bool {
+	ha, _, errA := net.SplitHostPort(a)
+	hb, _, errB := net.SplitHostPort(b)
+	return errA == nil && errB == nil && ha == hb
 }
 
 // offer looks at what is already there: an identical-size file to check,
@@ -118,7 +166,12 @@ func (rc *recvConn) offer(ctx context.Context, i int, e entry) (a answer, need i
 		return a, e.Size
 	}
 	a.Offset, a.Hash = pfi.Size(), sum(h)
-	rc.files[i].prefix = h
+	if len(rc.prefixes) < maxPrefixes {
+		if rc.prefixes == nil {
+			rc.prefixes = map[int]*hasher{}
+		}
+		rc.prefixes[i] = h
+	}
 	return a, e.Size - a.Offset
 }
 
@@ -144,11 +197,17 @@ func (rc *recvConn) buffer() []byte {
 // cannot go on.
 func (rc *recvConn) receiveFile(ctx context.Context, i int, off int64) error {
 	e := rc.entries[i]
+	rc.cur = progressReport{Index: uint32(i), Offset: off, Pos: off}
 	rc.srv.em.emit(Event{Kind: EventStart, Peer: rc.peer, File: e.Name, Size: e.Size, Offset: off})
-	h := rc.files[i].prefix // [0,off) when resuming (pending checked off)
-	rc.files[i].prefix = nil
-	if off == 0 {
+	h, kept := rc.prefixes[i] // [0,off) when resuming (pending checked off)
+	delete(rc.prefixes, i)
+	if off == 0 || !kept {
 		h = newHasher()
+	}
+	if off > 0 && !kept {
+		// Not kept (more resumed files than maxPrefixes): hash it again. A
+		// failure shows as a checksum mismatch at the end.
+		rc.hashFile(ctx, partialPath(e.Name), off, h)
 	}
 	f, err := rc.srv.openPartial(e.Name, off)
 	if err != nil {
@@ -193,7 +252,20 @@ func (rc *recvConn) receiveFile(ctx context.Context, i int, off int64) error {
 	rc.sum.Files++
 	rc.sum.Verified++
 	rc.srv.em.emit(Event{Kind: EventDone, Peer: rc.peer, File: e.Name, Size: e.Size, Hash: hexHash(got)})
+	rc.cur.Pos = e.Size
+	if err := rc.w.send(ctx, appendFrame(nil, fProgress, appendProgress(nil, rc.cur))); err != nil {
+		return err
+	}
 	return rc.w.send(ctx, appendFrame(nil, fAck, appendResult(nil, result{Index: uint32(i), OK: true, Hash: got})))
+}
+
+// at records that the current file has pos bytes: progress for the
+// hold timer, the sender's bar and the local one.
+func (rc *recvConn) at(tk *fileTicker, pos int64) {
+	rc.step()
+	rc.cur.Pos = pos
+	rc.w.report(rc.cur)
+	tk.at(pos)
 }
 
 // discard reads and drops n bytes of file data.

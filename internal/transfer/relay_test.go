@@ -141,12 +141,36 @@ func dialRaw(t *testing.T, addr string) *rawSender {
 	}
 	t.Cleanup(func() { conn.Close() })
 	s := &rawSender{t: t, conn: conn, br: bufio.NewReader(conn)}
-	s.write(appendHello(nil, 0))
+	st, err := newPake(testCode, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.write(appendFrame(appendHello(nil, 0, authCode), fPake, st.mine))
 	conn.SetReadDeadline(time.Now().Add(10 * time.Second))
 	b, err := readHello(s.br)
 	if err != nil {
 		t.Fatalf("hello: %v (%q)", err, b)
 	}
+	typ, msgB := s.next()
+	if typ != fPake {
+		t.Fatalf("frame type %d, want the key exchange", typ)
+	}
+	if err := st.update(msgB); err != nil {
+		t.Fatal(err)
+	}
+	keys, err := st.keys(msgB)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if typ, proof := s.next(); typ != fConfirm || !confirmOK(proof, keys.confirmR) {
+		t.Fatalf("frame type %d, want the receiver's proof", typ)
+	}
+	s.frame(fConfirm, keys.confirmS[:])
+	sc, err := newSealedConn(conn, s.br, keys.r2s, keys.s2r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.conn, s.br = sc, bufio.NewReader(sc)
 	return s
 }
 
@@ -168,7 +192,7 @@ func (s *rawSender) next() (byte, []byte) {
 		if err != nil {
 			s.t.Fatalf("read frame: %v", err)
 		}
-		if typ != fKeepalive {
+		if typ != fKeepalive && typ != fProgress {
 			return typ, bytes.Clone(p)
 		}
 	}

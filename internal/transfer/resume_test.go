@@ -152,10 +152,12 @@ func TestFlippedByteRejected(t *testing.T) {
 	}
 	// Stream: hello, manifest frame, data frame, then the file's bytes.
 	at := int64(helloLen+frameHdrLen+len(encodeManifest([]entry{srcs[0].entry}))+frameHdrLen+dataHdrLen) + int64(len(data))/2
-	r := startReceiver(t, RecvConfig{Dir: dst})
+	// Open: in the clear, so that the flip reaches the hash check (sealed,
+	// it fails the record instead: TestTamperingRelay).
+	r := startReceiver(t, RecvConfig{Dir: dst, Open: true})
 	relay := startRelay(t, r.addr, flipAt(at))
 
-	sum, err, log := send2(t, relay.addr, SendConfig{Paths: []string{path}})
+	sum, err, log := send2(t, relay.addr, SendConfig{Paths: []string{path}, Open: true})
 	if err != nil {
 		t.Fatalf("send: %v", err)
 	}

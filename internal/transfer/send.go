@@ -10,6 +10,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"sync/atomic"
 	"syscall"
 	"time"
 )
@@ -28,13 +29,38 @@ type sender struct {
 	buf  []byte       // file data, 1 MiB, reused
 	raw  syscall.RawConn
 
-	srcs      []source
-	answers   []answer
-	every     time.Duration // keepalive interval while hashing
-	lastFlush time.Time
-	werr      error // first write failure
-	sum       Summary
-	sentData  int // files whose data went out: each gets an ack
+	code          string // canonical code; "" when open or TLS
+	localProgress bool   // classic: progress from what went into the socket (no receiver reports)
+	srcs          []source
+	answers       []answer
+	every         time.Duration // keepalive interval while hashing
+	lastFlush     time.Time
+	werr          error // first write failure
+	sum           Summary
+	sentData      int // files whose data went out: each gets an ack
+
+	confirmed atomic.Int64 // file bytes the receiver reported on disk; written by readAcks
+}
+
+// dialError says what to check when a connection cannot be made: the
+// address, and what should be listening there.
+func dialError(addr, what string, err error) error {
+	var why string
+	switch {
+	case errors.Is(err, syscall.ECONNREFUSED):
+		why = "connection refused"
+	case errors.Is(err, context.DeadlineExceeded), os.IsTimeout(err):
+		why = "no answer"
+	default:
+		var de *net.DNSError
+		if errors.As(err, &de) {
+			why = "unknown host"
+		}
+	}
+	if why == "" {
+		return fmt.Errorf("transfer: cannot connect to %s (%s, and can this machine reach that port?): %w", addr, what, err)
+	}
+	return fmt.Errorf("transfer: cannot connect to %s: %s; %s, and can this machine reach that port?", addr, why, what)
 }
 
 func send(ctx context.Context, cfg SendConfig) (Summary, error) {
@@ -48,7 +74,21 @@ func send(ctx context.Context, cfg SendConfig) (Summary, error) {
 	if len(srcs) == 0 {
 		return Summary{}, errors.New("transfer: nothing to send (everything was skipped)")
 	}
-	conn, err := dialReceiver(ctx, cfg)
+	var code string
+	if !cfg.Open && !cfg.TLS && cfg.Relay == "" {
+		if cfg.Code == "" {
+			return Summary{}, errors.New("transfer: a code is needed: send with --code CODE, the code netkit recv printed (or --open for a receiver that runs with --open)")
+		}
+		if code, _, err = ParseCode(cfg.Code); err != nil {
+			return Summary{}, err
+		}
+	}
+	var conn net.Conn
+	if cfg.Relay != "" {
+		conn, code, err = relayOffer(ctx, cfg.Relay, em)
+	} else {
+		conn, err = dialReceiver(ctx, cfg)
+	}
 	if err != nil {
 		return Summary{}, err
 	}
@@ -57,9 +97,11 @@ func send(ctx context.Context, cfg SendConfig) (Summary, error) {
 	defer conn.Close()
 	em.emit(Event{Kind: EventConnected, Peer: conn.RemoteAddr().String()})
 
-	s := &sender{cfg: cfg, em: em, conn: conn, srcs: srcs, every: time.Second,
+	s := &sender{cfg: cfg, em: em, conn: conn, srcs: srcs, every: time.Second, code: code,
 		br: bufio.NewReaderSize(conn, 64<<10), bw: bufio.NewWriterSize(conn, 64<<10)}
-	s.tcp, _ = conn.(*net.TCPConn)
+	if canSendfile {
+		s.tcp, _ = conn.(*net.TCPConn)
+	}
 	err = s.run(ctx)
 	if ctx.Err() != nil {
 		err = fmt.Errorf("transfer: send stopped: %w", ctx.Err())
@@ -88,7 +130,7 @@ func dialReceiver(ctx context.Context, cfg SendConfig) (net.Conn, error) {
 	d := net.Dialer{Timeout: timeout}
 	conn, err := d.DialContext(ctx, "tcp", cfg.Addr)
 	if err != nil {
-		return nil, fmt.Errorf("transfer: %w", err)
+		return nil, dialError(cfg.Addr, "is netkit recv running there", err)
 	}
 	if tcfg == nil {
 		return conn, nil
@@ -120,6 +162,7 @@ func (s *sender) run(ctx context.Context) error {
 	}
 	acks := make(chan ackResult, 1)
 	go func() { acks <- s.readAcks() }()
+	defer func() { s.sum.Bytes = s.confirmed.Load() }()
 	err := s.sendAll(ctx)
 	if err == nil {
 		s.writeFrame(fEnd, nil)
@@ -146,7 +189,19 @@ func (s *sender) run(ctx context.Context) error {
 // hello exchanges hellos and learns how often the receiver wants a sign
 // of life: a quarter of its idle timeout, at most 1 s.
 func (s *sender) hello() error {
-	s.bw.Write(appendHello(nil, s.cfg.IdleTimeout))
+	var st *pakeState
+	auth := authOpen
+	if s.code != "" {
+		var err error
+		if st, err = newPake(s.code, true); err != nil {
+			return err
+		}
+		auth = authCode
+	}
+	s.bw.Write(appendHello(nil, s.cfg.IdleTimeout, auth))
+	if st != nil {
+		s.writeFrame(fPake, st.mine) // no round trip of its own
+	}
 	if err := s.flush(); err != nil {
 		return err
 	}
@@ -154,21 +209,21 @@ func (s *sender) hello() error {
 	b, err := readHello(s.br)
 	if err != nil {
 		if len(b) > 0 && b[0] == 0x15 { // a TLS alert record
-			return fmt.Errorf("transfer: %s: the receiver speaks TLS: send with --tls --code CODE", s.cfg.Addr)
+			return fmt.Errorf("transfer: %s: the receiver speaks TLS: send with --tls --code CODE", s.where())
 		}
 		if len(b) > 0 {
-			return fmt.Errorf("transfer: %s: not a netkit receiver (it answered %q; a classic receiver needs --classic)", s.cfg.Addr, safeText(string(b)))
+			return fmt.Errorf("transfer: %s: not a netkit receiver (it answered %q; a classic receiver needs --classic)", s.where(), safeText(string(b)))
 		}
-		return fmt.Errorf("transfer: %s: hello: %w", s.cfg.Addr, err)
+		return s.readErr(err)
 	}
-	idle, err := parseHello(b)
+	idle, peerAuth, err := parseHello(b)
 	if err != nil {
-		return fmt.Errorf("transfer: %s: %w", s.cfg.Addr, err)
+		return fmt.Errorf("transfer: %s: %w", s.where(), err)
 	}
 	if idle > 0 {
 		s.every = max(min(s.every, idle/4), 10*time.Millisecond)
 	}
-	return nil
+	return s.secure(st, peerAuth)
 }
 
 func (s *sender) sendManifest() error {
@@ -208,7 +263,7 @@ func (s *sender) readAnswers() error {
 			err = fmt.Errorf("%w: answer %d (verdict %d) does not fit entry %d", ErrProtocol, a.Index, a.Verdict, i)
 		}
 		if err != nil {
-			return fmt.Errorf("transfer: %s: %w", s.cfg.Addr, err)
+			return fmt.Errorf("transfer: %s: %w", s.where(), err)
 		}
 		if a.Verdict == vReject {
 			s.sum.Rejected++
@@ -238,13 +293,18 @@ type ackResult struct {
 	remote        bool // err is the receiver's own reason
 }
 
-// readAcks reads the receiver's per-file verdicts until DONE.
+// readAcks reads the receiver's per-file verdicts and progress until
+// DONE. Progress comes from what the receiver reports on disk, not from
+// what went into the socket.
 func (s *sender) readAcks() (r ackResult) {
 	defer func() {
 		if r.err != nil {
 			s.conn.Close() // stops the writer too
 		}
 	}()
+	var acked int64   // bytes of files acknowledged
+	var fileOff int64 // the current file's offset, from its progress
+	cur := -1
 	for {
 		typ, p, err := s.readFrame()
 		if err != nil {
@@ -255,21 +315,43 @@ func (s *sender) readAcks() (r ackResult) {
 			return r
 		}
 		var res result
-		if typ != fAck {
+		var pr progressReport
+		switch typ {
+		case fAck:
+			res, err = decodeResult(p)
+		case fProgress:
+			pr, err = decodeProgress(p)
+			res.Index = pr.Index
+		default:
 			err = fmt.Errorf("%w: frame type %d instead of an ack", ErrProtocol, typ)
-		} else if res, err = decodeResult(p); err == nil && (int64(res.Index) >= int64(len(s.srcs)) || s.srcs[res.Index].Kind != kindFile) {
+		}
+		if err == nil && (int64(res.Index) >= int64(len(s.srcs)) || s.srcs[res.Index].Kind != kindFile) {
 			err = fmt.Errorf("%w: ack for entry %d", ErrProtocol, res.Index)
 		}
 		if err != nil {
-			r.err = fmt.Errorf("transfer: %s: %w", s.cfg.Addr, err)
+			r.err = fmt.Errorf("transfer: %s: %w", s.where(), err)
 			return r
 		}
 		src := s.srcs[res.Index]
-		if res.OK {
+		switch {
+		case typ == fProgress:
+			if pr.Pos > src.Size || pr.Offset > pr.Pos {
+				r.err = fmt.Errorf("transfer: %s: %w: progress %d of %d", s.where(), ErrProtocol, pr.Pos, src.Size)
+				return r
+			}
+			cur, fileOff = int(pr.Index), pr.Offset
+			s.confirmed.Store(acked + pr.Pos - pr.Offset)
+			s.em.emit(Event{Kind: EventProgress, File: src.Name, Size: src.Size, Done: pr.Pos})
+		case res.OK:
 			r.files++
+			if cur == int(res.Index) {
+				acked += src.Size - fileOff
+			}
+			s.confirmed.Store(acked)
 			s.em.emit(Event{Kind: EventDone, File: src.Name, Size: src.Size, Hash: hexHash(res.Hash)})
-		} else {
+		default:
 			r.failed++
+			s.confirmed.Store(acked)
 			s.em.emit(Event{Kind: EventError, File: src.Name, Reason: res.Reason})
 		}
 	}
@@ -301,14 +383,16 @@ func (s *sender) readFrame() (byte, []byte, error) {
 func (s *sender) readErr(err error) error {
 	var ne net.Error
 	switch {
+	case errors.Is(err, ErrTampered):
+		return fmt.Errorf("transfer: %s: %w", s.where(), err)
 	case errors.Is(err, ErrProtocol):
-		return fmt.Errorf("transfer: %s: %w", s.cfg.Addr, err)
+		return fmt.Errorf("transfer: %s: %w", s.where(), err)
 	case errors.As(err, &ne) && ne.Timeout():
-		return fmt.Errorf("transfer: %s: receiver silent for %v: %w", s.cfg.Addr, s.cfg.IdleTimeout, err)
+		return fmt.Errorf("transfer: %s: receiver silent for %v: %w", s.where(), s.cfg.IdleTimeout, err)
 	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
-		return fmt.Errorf("transfer: %s: receiver closed the connection: %w", s.cfg.Addr, err)
+		return fmt.Errorf("transfer: %s: receiver closed the connection: %w", s.where(), err)
 	}
-	return fmt.Errorf("transfer: %s: %w", s.cfg.Addr, err)
+	return fmt.Errorf("transfer: %s: %w", s.where(), err)
 }
 
 func (s *sender) readDeadline() {
@@ -344,9 +428,9 @@ func (s *sender) flush() error {
 func (s *sender) writeErr(err error) error {
 	var ne net.Error
 	if errors.As(err, &ne) && ne.Timeout() {
-		return fmt.Errorf("transfer: %s: receiver stalled for %v: %w", s.cfg.Addr, s.cfg.IdleTimeout, err)
+		return fmt.Errorf("transfer: %s: receiver stalled for %v: %w", s.where(), s.cfg.IdleTimeout, err)
 	}
-	return fmt.Errorf("transfer: %s: %w", s.cfg.Addr, err)
+	return fmt.Errorf("transfer: %s: %w", s.where(), err)
 }
 
 // tick sends a keepalive when the receiver has heard nothing for a while;

@@ -3,17 +3,10 @@ package transfer
 import (
 	"context"
 	"errors"
-	"fmt"
 	"io"
 	"os"
 	"sync/atomic"
-
-	"golang.org/x/sys/unix"
 )
-
-// sendChunk is how much one sendfile call may move: the write deadline
-// and progress are refreshed between chunks.
-const sendChunk = 4 << 20
 
 var errHashStopped = errors.New("hash stopped")
 
@@ -122,7 +115,6 @@ func (s *sender) sendData(i int, f *os.File, off int64, h *hasher, known *[hashL
 	if err != nil {
 		return err
 	}
-	s.sum.Bytes += src.Size - off
 	s.sentData++
 	tr := result{Index: uint32(i), OK: changed == nil}
 	switch {
@@ -170,55 +162,10 @@ func (s *sender) sendfileBody(f *os.File, src source, off int64, h *hasher) (cha
 	return hashErr, nil
 }
 
-// sendfile sends f[off, src.Size) with sendfile(2) from one raw-conn
-// callback: no allocation per chunk, the write deadline renewed each time
-// the socket is full, progress between calls. It returns where it
-// stopped: short of the size when the file shrank.
-func (s *sender) sendfile(f *os.File, src source, off int64) (int64, error) {
-	if s.raw == nil {
-		raw, err := s.tcp.SyscallConn()
-		if err != nil {
-			return off, fmt.Errorf("transfer: %w", err)
-		}
-		s.raw = raw
-	}
-	tk := newFileTicker(s.em, "", src.Name, src.Size)
-	in := int(f.Fd())
-	pos := off
-	var serr error
-	s.writeDeadline()
-	err := s.raw.Write(func(out uintptr) bool {
-		for pos < src.Size {
-			n, err := unix.Sendfile(int(out), in, &pos, int(min(sendChunk, src.Size-pos)))
-			switch {
-			case err == unix.EAGAIN:
-				s.writeDeadline()
-				return false // wait until the socket can take more
-			case err == unix.EINTR:
-				continue
-			case err != nil:
-				serr = err
-				return true
-			case n == 0:
-				return true // end of file: it shrank
-			}
-			tk.at(pos)
-		}
-		return true
-	})
-	if err == nil {
-		err = serr
-	}
-	if err != nil {
-		return pos, s.writeErr(err)
-	}
-	return pos, nil
-}
-
 // copyBody reads, hashes and writes through a buffer: the path for TLS.
 func (s *sender) copyBody(f *os.File, src source, off int64, h *hasher) (changed, err error) {
 	buf := s.buffer()
-	tk := newFileTicker(s.em, "", src.Name, src.Size)
+	tk := s.ticker(src)
 	for pos := off; pos < src.Size; {
 		chunk := buf[:min(int64(len(buf)), src.Size-pos)]
 		n, rerr := f.ReadAt(chunk, pos)
@@ -239,6 +186,17 @@ func (s *sender) copyBody(f *os.File, src source, off int64, h *hasher) (changed
 		tk.at(pos)
 	}
 	return nil, nil
+}
+
+// ticker reports progress from what went into the socket, only where the
+// receiver reports none (classic); elsewhere readAcks shows what the
+// receiver has.
+func (s *sender) ticker(src source) *fileTicker {
+	if !s.localProgress {
+		return nil
+	}
+	tk := newFileTicker(s.em, "", src.Name, src.Size)
+	return &tk
 }
 
 // pad sends n zero bytes in place of data the file no longer has.

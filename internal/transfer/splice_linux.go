@@ -17,6 +17,78 @@ import (
 // Linux only.
 const canSplice = true
 
+// canSendfile reports whether the sender's sendfile is available.
+const canSendfile = true
+
+// sendChunk is how much one sendfile call may move: the write deadline
+// and progress are refreshed between chunks.
+const sendChunk = 4 << 20
+
+// sendfile sends f[off, src.Size) with sendfile(2) from one raw-conn
+// callback: no allocation per chunk, the write deadline renewed each time
+// the socket is full, progress between calls. It returns where it
+// stopped: short of the size when the file shrank.
+func (s *sender) sendfile(f *os.File, src source, off int64) (int64, error) {
+	if s.raw == nil {
+		raw, err := s.tcp.SyscallConn()
+		if err != nil {
+			return off, fmt.Errorf("transfer: %w", err)
+		}
+		s.raw = raw
+	}
+	tk := s.ticker(src)
+	in := int(f.Fd())
+	pos := off
+	var serr error
+	s.writeDeadline()
+	err := s.raw.Write(func(out uintptr) bool {
+		for pos < src.Size {
+			n, err := unix.Sendfile(int(out), in, &pos, int(min(sendChunk, src.Size-pos)))
+			switch {
+			case err == unix.EAGAIN:
+				s.writeDeadline()
+				return false // wait until the socket can take more
+			case err == unix.EINTR:
+				continue
+			case err != nil:
+				serr = err
+				return true
+			case n == 0:
+				return true // end of file: it shrank
+			}
+			tk.at(pos)
+		}
+		return true
+	})
+	if err == nil {
+		err = serr
+	}
+	if err != nil {
+		return pos, s.writeErr(err)
+	}
+	return pos, nil
+}
+
+// diskSpace returns the bytes available to this user and the size of
+// the file system holding dir.
+func diskSpace(dir string) (avail, total int64, err error) {
+	var st unix.Statfs_t
+	if err := unix.Statfs(dir, &st); err != nil {
+		return 0, 0, err
+	}
+	return int64(st.Bavail) * int64(st.Bsize), int64(st.Blocks) * int64(st.Bsize), nil
+}
+
+// fileID returns a file's device and inode, to recognise a directory
+// reached twice.
+func fileID(fi os.FileInfo) ([2]uint64, bool) {
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if !ok {
+		return [2]uint64{}, false
+	}
+	return [2]uint64{uint64(st.Dev), st.Ino}, true
+}
+
 // receiveSpliced is receiveBody for plain TCP: the bytes go from the
 // socket into a pipe and from the pipe into the file with splice(2),
 // never through user space, and a goroutine hashes the written range a
@@ -52,7 +124,7 @@ func (rc *recvConn) receiveSpliced(tcp *net.TCPConn, f *os.File, e entry, off in
 			marks <- pos
 			last = pos
 		}
-		tk.at(pos)
+		rc.at(&tk, pos)
 	})
 	marks <- pos
 	close(marks)

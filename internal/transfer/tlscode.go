@@ -1,20 +1,15 @@
 package transfer
 
 import (
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/sha256"
 	"crypto/subtle"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/base32"
 	"errors"
 	"fmt"
-	"math/big"
 	"strings"
-	"time"
+
+	"github.com/netkit/netkit/internal/tlsutil"
 )
 
 // ErrCodeMismatch means the receiver's certificate does not match the code
@@ -25,35 +20,15 @@ var ErrCodeMismatch = errors.New("transfer: the receiver's certificate does not 
 // bits, 16 base32 characters.
 const codeBytes = 10
 
-// serverTLS returns a TLS config with a fresh self-signed ECDSA P-256
-// certificate, and the certificate's fingerprint code.
+// serverTLS returns a TLS config with a fresh self-signed certificate,
+// and the certificate's fingerprint code.
 func serverTLS() (*tls.Config, string, error) {
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	cert, err := tlsutil.SelfSigned(tlsutil.Options{CommonName: "netkit recv"})
 	if err != nil {
-		return nil, "", fmt.Errorf("transfer: tls key: %w", err)
+		return nil, "", fmt.Errorf("transfer: tls: %w", err)
 	}
-	serial, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 127))
-	if err != nil {
-		return nil, "", fmt.Errorf("transfer: tls serial: %w", err)
-	}
-	now := time.Now()
-	tmpl := &x509.Certificate{
-		SerialNumber: serial,
-		Subject:      pkix.Name{CommonName: "netkit recv"},
-		NotBefore:    now.Add(-time.Hour),
-		NotAfter:     now.Add(30 * 24 * time.Hour),
-		KeyUsage:     x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		return nil, "", fmt.Errorf("transfer: tls certificate: %w", err)
-	}
-	cfg := &tls.Config{
-		MinVersion:   tls.VersionTLS13,
-		Certificates: []tls.Certificate{{Certificate: [][]byte{der}, PrivateKey: key}},
-	}
-	return cfg, certCode(der), nil
+	cfg := &tls.Config{MinVersion: tls.VersionTLS13, Certificates: []tls.Certificate{cert}}
+	return cfg, certCode(cert.Certificate[0]), nil
 }
 
 // certCode returns the fingerprint code of a certificate: the first 10

@@ -1,12 +1,12 @@
 package transfer
 
 import (
+	"errors"
 	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
-	"syscall"
 )
 
 // source is a manifest entry on the sender's side: where to read it.
@@ -61,7 +61,11 @@ func (w *walker) add(path, name string, top bool) error {
 	fi, err := os.Lstat(path)
 	if err != nil {
 		if top {
-			return fmt.Errorf("transfer: %w", err)
+			var pe *fs.PathError
+			if errors.As(err, &pe) {
+				err = pe.Err // "no such file or directory", without "lstat PATH"
+			}
+			return fmt.Errorf("transfer: cannot send %s: %w", path, err)
 		}
 		w.warn(name, err.Error())
 		return nil
@@ -76,8 +80,7 @@ func (w *walker) add(path, name string, top bool) error {
 			return nil
 		}
 		if fi.IsDir() {
-			if st, ok := fi.Sys().(*syscall.Stat_t); ok {
-				key := [2]uint64{uint64(st.Dev), st.Ino}
+			if key, ok := fileID(fi); ok {
 				if w.seen[key] {
 					w.warn(name, "symlink loop skipped")
 					return nil

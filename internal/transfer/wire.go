@@ -7,9 +7,13 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"slices"
 	"strings"
 	"time"
 	"unicode/utf8"
+	"unsafe"
+
+	"github.com/netkit/netkit/internal/termtext"
 )
 
 // The wire format is described byte by byte in docs/transfer.md. Every
@@ -19,12 +23,12 @@ import (
 var ErrProtocol = errors.New("transfer: protocol error")
 
 const (
-	protoVersion = 1
-	helloLen     = 12 // "netkit", version, reserved, idle timeout in ms
+	protoVersion = 2
+	helloLen     = 12 // "netkit", version, auth, idle timeout in ms
 	frameHdrLen  = 5  // type, payload length
 	hashLen      = 32 // BLAKE3-256
 
-	maxManifest    = 64 << 20 // bytes of manifest payload
+	maxManifest    = 32 << 20 // bytes of manifest payload
 	maxEntries     = 1 << 20  // entries in one manifest
 	maxNameLen     = 4096     // bytes of one path
 	maxComponent   = 255      // bytes of one path component
@@ -49,6 +53,9 @@ const (
 	fDone      byte = 8  // R→S: everything handled
 	fKeepalive byte = 9  // both: nothing, just alive
 	fAbort     byte = 10 // both: reason; the connection ends
+	fPake      byte = 11 // both, before sealing: a key exchange message
+	fConfirm   byte = 12 // both, before sealing: proof of the code (32 bytes)
+	fProgress  byte = 13 // R→S: index u32, bytes of the file on disk u64
 )
 
 // Answer verdicts.
@@ -74,20 +81,26 @@ const (
 
 // entry is one manifest line: a file or a directory.
 type entry struct {
-	Kind  byte
 	Name  string // "/"-separated, relative to the transfer root
-	Mode  uint32 // permission bits (0o7777 at most)
 	MTime int64  // Unix nanoseconds
 	Size  int64  // 0 for directories
+	Mode  uint32 // permission bits (0o7777 at most)
+	Kind  byte
 }
 
 func (e entry) modTime() time.Time { return time.Unix(0, e.MTime) }
 
-// appendHello appends the 12-byte hello: magic, version, reserved and the
+// Hello auth byte: how the connection goes on after the hellos.
+const (
+	authOpen byte = 0 // frames in the clear, anyone may send
+	authCode byte = 1 // the code exchange, then sealed records
+)
+
+// appendHello appends the 12-byte hello: magic, version, auth and the
 // idle timeout in milliseconds (0 for none).
-func appendHello(b []byte, idle time.Duration) []byte {
+func appendHello(b []byte, idle time.Duration, auth byte) []byte {
 	b = append(b, magic[:]...)
-	b = append(b, protoVersion, 0)
+	b = append(b, protoVersion, auth)
 	ms := idle.Milliseconds()
 	if ms < 0 || ms > math.MaxUint32 {
 		ms = math.MaxUint32
@@ -95,15 +108,18 @@ func appendHello(b []byte, idle time.Duration) []byte {
 	return binary.BigEndian.AppendUint32(b, uint32(ms))
 }
 
-// parseHello checks a hello and returns the peer's idle timeout.
-func parseHello(b []byte) (time.Duration, error) {
+// parseHello checks a hello and returns the peer's idle timeout and auth.
+func parseHello(b []byte) (time.Duration, byte, error) {
 	if len(b) != helloLen || !bytes.Equal(b[:6], magic[:]) {
-		return 0, fmt.Errorf("%w: not a netkit peer (got %q)", ErrProtocol, safeText(string(b)))
+		return 0, 0, fmt.Errorf("%w: not a netkit peer (got %q)", ErrProtocol, safeText(string(b)))
 	}
 	if b[6] != protoVersion {
-		return 0, fmt.Errorf("%w: peer speaks netkit protocol v%d, this is v%d", ErrProtocol, b[6], protoVersion)
+		return 0, 0, fmt.Errorf("%w: peer speaks netkit protocol v%d, this is v%d (use the same netkit version on both ends)", ErrProtocol, b[6], protoVersion)
 	}
-	return time.Duration(binary.BigEndian.Uint32(b[8:])) * time.Millisecond, nil
+	if b[7] > authCode {
+		return 0, 0, fmt.Errorf("%w: unknown auth %d in hello", ErrProtocol, b[7])
+	}
+	return time.Duration(binary.BigEndian.Uint32(b[8:])) * time.Millisecond, b[7], nil
 }
 
 // frameLimit is the largest payload allowed for a frame type, or -1 for an
@@ -114,6 +130,12 @@ func frameLimit(typ byte) int {
 		return maxManifest
 	case fAnswer, fData, fTrailer, fSkip, fAck, fAbort:
 		return maxFrame
+	case fPake:
+		return maxPakeMsg
+	case fConfirm:
+		return confirmLen
+	case fProgress:
+		return 20
 	case fEnd, fDone, fKeepalive:
 		return 0
 	}
@@ -127,20 +149,29 @@ func appendFrame(b []byte, typ byte, payload []byte) []byte {
 	return append(b, payload...)
 }
 
-// readFrame reads one frame into buf (grown as the bytes arrive, never
-// ahead of them) and returns its type and payload, which aliases buf.
-func readFrame(r io.Reader, buf *bytes.Buffer) (byte, []byte, error) {
+// readFrameHeader reads a frame header and checks the type's limit.
+func readFrameHeader(r io.Reader) (byte, uint32, error) {
 	var hdr [frameHdrLen]byte
 	if _, err := io.ReadFull(r, hdr[:]); err != nil {
-		return 0, nil, err
+		return 0, 0, err
 	}
 	typ, n := hdr[0], binary.BigEndian.Uint32(hdr[1:])
 	limit := frameLimit(typ)
 	if limit < 0 {
-		return 0, nil, fmt.Errorf("%w: unknown frame type %d", ErrProtocol, typ)
+		return 0, 0, fmt.Errorf("%w: unknown frame type %d", ErrProtocol, typ)
 	}
 	if int64(n) > int64(limit) {
-		return 0, nil, fmt.Errorf("%w: frame type %d of %d bytes, limit %d", ErrProtocol, typ, n, limit)
+		return 0, 0, fmt.Errorf("%w: frame type %d of %d bytes, limit %d", ErrProtocol, typ, n, limit)
+	}
+	return typ, n, nil
+}
+
+// readFrame reads one frame into buf (grown as the bytes arrive, never
+// ahead of them) and returns its type and payload, which aliases buf.
+func readFrame(r io.Reader, buf *bytes.Buffer) (byte, []byte, error) {
+	typ, n, err := readFrameHeader(r)
+	if err != nil {
+		return 0, nil, err
 	}
 	buf.Reset()
 	if _, err := buf.ReadFrom(io.LimitReader(r, int64(n))); err != nil {
@@ -150,6 +181,26 @@ func readFrame(r io.Reader, buf *bytes.Buffer) (byte, []byte, error) {
 		return 0, nil, io.ErrUnexpectedEOF
 	}
 	return typ, buf.Bytes(), nil
+}
+
+// readPayload reads an n-byte payload into a slice of its own, doubling
+// it as the bytes arrive (never ahead of them) up to exactly n.
+func readPayload(r io.Reader, n int) ([]byte, error) {
+	b := make([]byte, 0, min(n, 64<<10))
+	for len(b) < n {
+		if len(b) == cap(b) {
+			b = slices.Grow(b, min(n-len(b), len(b)))
+		}
+		k, err := r.Read(b[len(b):min(cap(b), n)])
+		b = b[:len(b)+k]
+		if err == io.EOF && len(b) < n {
+			return nil, io.ErrUnexpectedEOF
+		}
+		if err != nil && err != io.EOF {
+			return nil, err
+		}
+	}
+	return b, nil
 }
 
 // encodeManifest returns the manifest payload for entries.
@@ -175,7 +226,21 @@ func encodeManifest(entries []entry) []byte {
 // 1..maxNameLen bytes, modes within 0o7777, sizes within int64 (0 for
 // directories), at most maxEntries entries and no trailing bytes. Names
 // are not judged here; the receiver refuses unsafe ones entry by entry.
+// The names are substrings of one string made from p.
 func decodeManifest(p []byte) ([]entry, error) {
+	return decodeManifestString(string(p))
+}
+
+// decodeManifestOwned is decodeManifest without the copy: the names alias
+// p, which the caller must never change again.
+func decodeManifestOwned(p []byte) ([]entry, error) {
+	if len(p) == 0 {
+		return decodeManifestString("")
+	}
+	return decodeManifestString(unsafe.String(&p[0], len(p)))
+}
+
+func decodeManifestString(p string) ([]entry, error) {
 	bad := func(format string, args ...any) ([]entry, error) {
 		return nil, fmt.Errorf("%w: manifest: "+format, append([]any{ErrProtocol}, args...)...)
 	}
@@ -185,7 +250,7 @@ func decodeManifest(p []byte) ([]entry, error) {
 	if len(p) < 4 {
 		return bad("truncated count")
 	}
-	count := binary.BigEndian.Uint32(p)
+	count := binary.BigEndian.Uint32([]byte(p[:4]))
 	if count > maxEntries {
 		return bad("%d entries, limit %d", count, maxEntries)
 	}
@@ -195,7 +260,7 @@ func decodeManifest(p []byte) ([]entry, error) {
 		if len(p) < 3 {
 			return bad("entry %d truncated", i)
 		}
-		kind, nameLen := p[0], int(binary.BigEndian.Uint16(p[1:]))
+		kind, nameLen := p[0], int(p[1])<<8|int(p[2])
 		if kind != kindFile && kind != kindDir {
 			return bad("entry %d has unknown kind %d", i, kind)
 		}
@@ -205,11 +270,11 @@ func decodeManifest(p []byte) ([]entry, error) {
 		if len(p) < entryFixedLen+nameLen {
 			return bad("entry %d truncated", i)
 		}
-		e := entry{Kind: kind, Name: string(p[3 : 3+nameLen])}
+		e := entry{Kind: kind, Name: p[3 : 3+nameLen]}
 		q := p[3+nameLen:]
-		e.Mode = binary.BigEndian.Uint32(q)
-		e.MTime = int64(binary.BigEndian.Uint64(q[4:]))
-		size := binary.BigEndian.Uint64(q[12:])
+		e.Mode = uint32(be64(q[:4]))
+		e.MTime = int64(be64(q[4:12]))
+		size := be64(q[12:20])
 		p = q[20:]
 		if e.Mode > 0o7777 {
 			return bad("entry %d has mode %#o", i, e.Mode)
@@ -224,6 +289,15 @@ func decodeManifest(p []byte) ([]entry, error) {
 		return bad("%d trailing bytes", len(p))
 	}
 	return entries, nil
+}
+
+// be64 reads a big-endian number of up to 8 bytes from a string.
+func be64(s string) uint64 {
+	var v uint64
+	for i := 0; i < len(s); i++ {
+		v = v<<8 | uint64(s[i])
+	}
+	return v
 }
 
 // answer is the receiver's verdict on one entry.
@@ -390,21 +464,34 @@ func clipReason(s string) string {
 	return s
 }
 
-// safeText returns s, or s quoted when it holds control characters or
-// invalid UTF-8, so that a peer's text cannot drive a terminal.
-func safeText(s string) string {
-	for _, r := range s {
-		if r == utf8.RuneError || isControl(r) {
-			q := fmt.Sprintf("%q", s)
-			return q[1 : len(q)-1]
-		}
-	}
-	return s
-}
+// safeText returns s, or s escaped when it holds characters that are not
+// printable or invalid UTF-8, so that a peer's text cannot drive a
+// terminal (termtext.Safe).
+func safeText(s string) string { return termtext.Safe(s) }
 
 func boolByte(b bool) byte {
 	if b {
 		return 1
 	}
 	return 0
+}
+
+// progressReport is the receiver's PROGRESS frame: file Index, resumed
+// from Offset, has Pos bytes on disk.
+type progressReport struct {
+	Index       uint32
+	Offset, Pos int64
+}
+
+func appendProgress(b []byte, p progressReport) []byte {
+	b = binary.BigEndian.AppendUint32(b, p.Index)
+	b = binary.BigEndian.AppendUint64(b, uint64(p.Offset))
+	return binary.BigEndian.AppendUint64(b, uint64(p.Pos))
+}
+
+func decodeProgress(p []byte) (progressReport, error) {
+	if len(p) != 20 || binary.BigEndian.Uint64(p[4:]) > math.MaxInt64 || binary.BigEndian.Uint64(p[12:]) > math.MaxInt64 {
+		return progressReport{}, fmt.Errorf("%w: bad progress", ErrProtocol)
+	}
+	return progressReport{Index: binary.BigEndian.Uint32(p), Offset: int64(binary.BigEndian.Uint64(p[4:])), Pos: int64(binary.BigEndian.Uint64(p[12:]))}, nil
 }

@@ -137,12 +137,15 @@ func TestPayloadRoundTrips(t *testing.T) {
 			t.Errorf("skip round trip: %+v, %v; want %+v", got, err, s)
 		}
 	}
-	idle, err := parseHello(appendHello(nil, 1500*time.Millisecond))
-	if err != nil || idle != 1500*time.Millisecond {
-		t.Errorf("hello round trip: %v, %v", idle, err)
+	idle, auth, err := parseHello(appendHello(nil, 1500*time.Millisecond, authCode))
+	if err != nil || idle != 1500*time.Millisecond || auth != authCode {
+		t.Errorf("hello round trip: %v, %d, %v", idle, auth, err)
 	}
-	if _, err := parseHello([]byte("netkit\x02\x00\x00\x00\x00\x00")); !errors.Is(err, ErrProtocol) || !strings.Contains(err.Error(), "v2") {
-		t.Errorf("hello of version 2: %v, want a version error", err)
+	if _, _, err := parseHello([]byte("netkit\x01\x00\x00\x00\x00\x00")); !errors.Is(err, ErrProtocol) || !strings.Contains(err.Error(), "v1") {
+		t.Errorf("hello of version 1: %v, want a version error", err)
+	}
+	if _, _, err := parseHello([]byte("netkit\x02\x07\x00\x00\x00\x00")); !errors.Is(err, ErrProtocol) {
+		t.Errorf("hello with auth 7: %v, want a protocol error", err)
 	}
 }
 

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"net"
+	"sync/atomic"
 	"time"
 )
 
@@ -23,7 +24,16 @@ type frameWriter struct {
 	idle  time.Duration // write deadline; 0 for none
 	done  chan struct{} // closed when run returns
 	err   error         // why run stopped early; read after done
+
+	prog atomic.Pointer[progressReport] // the latest progress, sent on the next tick
 }
+
+// reportEvery is how often the writer reports progress to the sender.
+const reportEvery = 200 * time.Millisecond
+
+// report records the progress of the file being received; the writer
+// sends the latest on its next tick, so that reporting never blocks.
+func (w *frameWriter) report(p progressReport) { w.prog.Store(&p) }
 
 func newFrameWriter(conn net.Conn, every, idle time.Duration) *frameWriter {
 	return &frameWriter{conn: conn, q: make(chan []byte, 64), every: every, idle: idle, done: make(chan struct{})}
@@ -34,10 +44,11 @@ func newFrameWriter(conn net.Conn, every, idle time.Duration) *frameWriter {
 func (w *frameWriter) run() {
 	defer close(w.done)
 	bw := bufio.NewWriterSize(w.conn, 64<<10)
-	t := time.NewTicker(w.every)
+	t := time.NewTicker(min(w.every, reportEvery))
 	defer t.Stop()
 	last := time.Now()
 	keepalive := appendFrame(nil, fKeepalive, nil)
+	var sent *progressReport
 	for {
 		var err error
 		select {
@@ -50,10 +61,14 @@ func (w *frameWriter) run() {
 			w.drain(bw) // join whatever else is queued into one write
 			err = w.flush(bw)
 		case <-t.C:
-			if time.Since(last) < w.every {
+			if p := w.prog.Load(); p != sent {
+				sent = p
+				bw.Write(appendFrame(nil, fProgress, appendProgress(nil, *p)))
+			} else if time.Since(last) < w.every {
 				continue
+			} else {
+				bw.Write(keepalive)
 			}
-			bw.Write(keepalive)
 			err = w.flush(bw)
 		}
 		if err != nil {

@@ -1,0 +1,147 @@
+package transfer
+
+import (
+	"crypto/aes"
+	"crypto/cipher"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+)
+
+// After the code exchange everything travels in sealed records:
+//
+//	length u32 (of what follows, 16 .. maxRecord+16) | AES-256-GCM(payload)
+//
+// with one key per direction and the record's sequence number (from 0)
+// as the nonce, so that a record cut, dropped, replayed, reordered or
+// changed fails to open. The length is the additional data.
+
+// ErrTampered means a sealed record did not open: someone between the two
+// ends changed the stream.
+var ErrTampered = errors.New("transfer: the stream was changed on the way (a record failed authentication): someone in the middle, or a broken relay")
+
+const (
+	maxRecord  = 256 << 10 // plaintext bytes of one record
+	sealTagLen = 16
+)
+
+// sealedConn is a net.Conn whose bytes are sealed records on conn. One
+// goroutine may read and another write at the same time.
+type sealedConn struct {
+	net.Conn           // deadlines, addresses, Close
+	r        io.Reader // conn, or a reader holding bytes already read from it
+	rd, wr   cipher.AEAD
+	rseq     uint64
+	wseq     uint64
+	rbuf     []byte // the record being read
+	plain    []byte // what is left of its plaintext
+	wbuf     []byte // the record being written
+	rerr     error  // sticky read error
+}
+
+func newSealedConn(conn net.Conn, r io.Reader, readKey, writeKey []byte) (*sealedConn, error) {
+	rd, err := newGCM(readKey)
+	if err != nil {
+		return nil, err
+	}
+	wr, err := newGCM(writeKey)
+	if err != nil {
+		return nil, err
+	}
+	return &sealedConn{Conn: conn, r: r, rd: rd, wr: wr}, nil
+}
+
+func newGCM(key []byte) (cipher.AEAD, error) {
+	b, err := aes.NewCipher(key)
+	if err != nil {
+		return nil, fmt.Errorf("transfer: seal: %w", err)
+	}
+	g, err := cipher.NewGCM(b)
+	if err != nil {
+		return nil, fmt.Errorf("transfer: seal: %w", err)
+	}
+	return g, nil
+}
+
+func nonce(seq uint64) []byte {
+	var n [12]byte
+	binary.BigEndian.PutUint64(n[4:], seq)
+	return n[:]
+}
+
+// Read returns plaintext, opening records as they arrive.
+func (c *sealedConn) Read(p []byte) (int, error) {
+	if len(p) == 0 {
+		return 0, nil
+	}
+	for len(c.plain) == 0 {
+		if c.rerr != nil {
+			return 0, c.rerr
+		}
+		if err := c.readRecord(); err != nil {
+			c.rerr = err
+			return 0, err
+		}
+	}
+	n := copy(p, c.plain)
+	c.plain = c.plain[n:]
+	return n, nil
+}
+
+func (c *sealedConn) readRecord() error {
+	var hdr [4]byte
+	if _, err := io.ReadFull(c.r, hdr[:]); err != nil {
+		return err
+	}
+	n := binary.BigEndian.Uint32(hdr[:])
+	if n < sealTagLen || n > maxRecord+sealTagLen {
+		return ErrTampered
+	}
+	if c.rbuf == nil {
+		c.rbuf = make([]byte, maxRecord+sealTagLen)
+	}
+	body := c.rbuf[:n]
+	if _, err := io.ReadFull(c.r, body); err != nil {
+		if err == io.EOF {
+			err = io.ErrUnexpectedEOF
+		}
+		return err
+	}
+	plain, err := c.rd.Open(body[:0], nonce(c.rseq), body, hdr[:])
+	if err != nil {
+		return ErrTampered
+	}
+	c.rseq++
+	c.plain = plain
+	return nil
+}
+
+// Write seals p into records of at most maxRecord bytes.
+func (c *sealedConn) Write(p []byte) (int, error) {
+	done := 0
+	for len(p) > 0 {
+		k := min(len(p), maxRecord)
+		if cap(c.wbuf) < 4+maxRecord+sealTagLen {
+			c.wbuf = make([]byte, 0, 4+maxRecord+sealTagLen)
+		}
+		b := binary.BigEndian.AppendUint32(c.wbuf[:0], uint32(k+sealTagLen))
+		b = c.wr.Seal(b, nonce(c.wseq), p[:k], b[:4])
+		c.wseq++
+		if _, err := c.Conn.Write(b); err != nil {
+			return done, err
+		}
+		done += k
+		p = p[k:]
+	}
+	return done, nil
+}
+
+// CloseWrite closes the underlying connection for writing, where it can.
+func (c *sealedConn) CloseWrite() error {
+	if cw, ok := c.Conn.(interface{ CloseWrite() error }); ok {
+		return cw.CloseWrite()
+	}
+	return nil
+}
