@@ -84,7 +84,7 @@ func BenchmarkSnapshot(b *testing.B) {
 				if err != nil {
 					b.Fatal(err)
 				}
-				if err := WriteTable(io.Discard, Select(socks, Filter{})); err != nil {
+				if err := WriteTable(io.Discard, Select(socks, Filter{}), false); err != nil {
 					b.Fatal(err)
 				}
 			}
