@@ -259,8 +259,8 @@ func TestUDPCommands(t *testing.T) {
 		t.Fatalf("bench report = %+v, want 200 sent and received", rep)
 	}
 	s := stop()
-	if s.code != 0 || !strings.Contains(s.stderr, "totals: ") || !strings.Contains(s.stderr, " peers") {
-		t.Fatalf("udp serve: exit %d, stderr %q; want totals", s.code, s.stderr)
+	if s.code != 0 || !strings.Contains(s.stderr, "level=INFO msg=stopped datagrams=") || !strings.Contains(s.stderr, " peers=") {
+		t.Fatalf("udp serve: exit %d, stderr %q; want the totals logged", s.code, s.stderr)
 	}
 }
 

@@ -47,9 +47,21 @@ func run(ctx context.Context, root *cobra.Command, args []string, stdout, stderr
 		return exitUsage
 	}
 	for line := range strings.SplitSeq(err.Error(), "\n") {
-		fmt.Fprintf(stderr, "%s: %s\n", prefix, line)
+		fmt.Fprintf(stderr, "%s: %s\n", prefix, trimPackage(line, prefix))
 	}
 	return exitError
+}
+
+// trimPackage removes from msg a leading package prefix that the command
+// path already says: "netkit udp dial" and "udp: send: ..." print as
+// "netkit udp dial: send: ...", not "netkit udp dial: udp: send: ...".
+func trimPackage(msg, path string) string {
+	for _, word := range strings.Fields(path)[1:] {
+		if rest, ok := strings.CutPrefix(msg, word+": "); ok {
+			return rest
+		}
+	}
+	return msg
 }
 
 // newRootCmd returns the netkit command with its subcommands. env is the

@@ -133,3 +133,22 @@ func TestVersion(t *testing.T) {
 		t.Fatalf("versionString() with -X = %q, want v1.2.3", got)
 	}
 }
+
+func TestTrimPackage(t *testing.T) {
+	tests := []struct {
+		name, msg, path, want string
+	}{
+		{"own package", "udp: send: nothing listening", "netkit udp dial", "send: nothing listening"},
+		{"command word", "states: not supported on windows", "netkit states", "not supported on windows"},
+		{"other package", "transfer: resume a.txt", "netkit send", "transfer: resume a.txt"},
+		{"not leading", "--allow: tcp: bad", "netkit tcp serve", "--allow: tcp: bad"},
+		{"root", "netkit: x", "netkit", "netkit: x"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := trimPackage(tc.msg, tc.path); got != tc.want {
+				t.Fatalf("trimPackage(%q, %q) = %q, want %q", tc.msg, tc.path, got, tc.want)
+			}
+		})
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"time"
 
@@ -234,11 +235,12 @@ func runUDPServe(ctx context.Context, opts *udpOptions) error {
 	if err != nil {
 		return err // "listen udp :8001: bind: address already in use"
 	}
-	mode := opts.Serve.Mode
-	fmt.Fprintf(opts.Stderr, "listening on udp %s (%s)\n", conn.LocalAddr(), mode)
+	// A daemon: its log lines are slog text, like tcp serve's and the hub's.
+	log := slog.New(slog.NewTextHandler(opts.Stderr, nil))
+	log.Info("listening", "addr", conn.LocalAddr().String(), "mode", string(opts.Serve.Mode), "batched", udp.Batched)
 	cfg := opts.Serve
 	cfg.Out = opts.Stdout
 	st, err := udp.Serve(ctx, conn, cfg)
-	fmt.Fprintf(opts.Stderr, "totals: %s\n", st)
+	log.Info("stopped", "datagrams", st.Datagrams, "bytes", st.Bytes, "peers", st.Peers, "truncated", st.Truncated, "echo_errors", st.Errors)
 	return err
 }

@@ -100,7 +100,7 @@ func Bench(ctx context.Context, cfg BenchConfig) (Report, error) {
 		return rep, rec.err
 	}
 	if rep.Received == 0 && rep.Refused {
-		return rep, fmt.Errorf("udp: bench %s: %w", cfg.Addr, ErrRefused)
+		return rep, fmt.Errorf("udp: %s: %w", cfg.Addr, ErrRefused)
 	}
 	return rep, nil
 }

@@ -128,7 +128,7 @@ func (r *replies) loop() {
 		n, err := r.conn.Read(buf)
 		if err != nil {
 			if isRefused(err) {
-				r.err = ErrRefused
+				r.err = fmt.Errorf("udp: receive: %w", ErrRefused)
 			} else if !errors.Is(err, net.ErrClosed) {
 				r.err = fmt.Errorf("udp: receive: %w", err)
 			}

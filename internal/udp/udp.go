@@ -17,5 +17,6 @@ const MaxDatagram = 64 << 10
 const socketBuffer = 4 << 20
 
 // ErrRefused means the peer's host answered that nothing listens on the
-// port (an ICMP port unreachable).
-var ErrRefused = errors.New("udp: nothing listening at the address (ICMP port unreachable)")
+// port (an ICMP port unreachable). It has no "udp:" prefix of its own:
+// every error of this package that wraps it has one.
+var ErrRefused = errors.New("nothing listening at the address (ICMP port unreachable)")
