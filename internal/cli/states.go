@@ -53,9 +53,13 @@ finding owners reads every /proc/PID/fd, so it is only done when asked.
 
 --watch takes a snapshot every --interval and prints each change it sees,
 with the time and the socket's states so far: "new" when it appeared
-while watching, "gone" when it went. A change shorter than the interval
-is not seen. Ctrl-C stops and prints how many of each transition were
-seen.
+while watching, "gone" when it went. It also listens to the kernel's
+socket-destroy notifications (netlink sock_diag): a connection that opens
+and closes between two snapshots still shows, in the state it was freed
+in (CLOSE). Where the kernel does not offer them, or does not let this
+user join, the first line says so and only the snapshots are compared:
+then a change shorter than the interval is not seen. Ctrl-C stops and
+prints how many of each transition were seen.
 
 --explain draws the TCP state diagram of RFC 793 with how many sockets
 sit in each state now.
@@ -188,12 +192,16 @@ func watchStates(ctx context.Context, opts *statesOptions) error {
 	var werr error
 	cfg := states.WatchConfig{
 		Source: opts.Source, Port: opts.Filter.Port, Interval: opts.Interval,
-		Started: func(n int) {
+		Started: func(n int, notify error) {
 			what := "every TCP port"
 			if opts.Filter.Port != 0 {
 				what = fmt.Sprintf("TCP port %d", opts.Filter.Port)
 			}
-			fmt.Fprintf(opts.Stderr, "watching %s every %v, %d sockets now; Ctrl-C to stop\n", what, opts.Interval, n)
+			how := "and on every socket-destroy notification"
+			if notify != nil {
+				how = fmt.Sprintf("only (no socket-destroy notifications: %v)", notify)
+			}
+			fmt.Fprintf(opts.Stderr, "watching %s every %v %s, %d sockets now; Ctrl-C to stop\n", what, opts.Interval, how, n)
 		},
 	}
 	ts, err := states.Watch(ctx, cfg, func(e states.Event) {
