@@ -49,13 +49,19 @@ echo "$out" | awk '
 		for (i = 2; i <= NF; i++) {
 			if ($(i+1) == "ns/op") ms = $i / 1e6
 			if ($(i+1) == "sockets") n = $i
+			if ($(i+1) == "cpu-ms/op") cpu[p[2]] = $i
 		}
 		rows[++nr] = p[2]; t[p[2]] = ms
 	}
 	END {
-		printf "| tool | sockets | ms per snapshot | vs ss -tan | vs ss -tanp |\n|---|---:|---:|---:|---:|\n"
+		printf "| tool | sockets | wall ms per snapshot | vs ss -tan | vs ss -tanp | CPU ms (commands) | CPU vs ss -tan | CPU vs ss -tanp |\n|---|---:|---:|---:|---:|---:|---:|---:|\n"
 		for (i = 1; i <= nr; i++) {
 			k = rows[i]
-			printf "| %s | %d | %.1f | %s | %s |\n", (k in name ? name[k] : k), n, t[k], ("ss-tan" in t ? sprintf("%.2fx", t[k] / t["ss-tan"]) : "-"), ("ss-tanp" in t ? sprintf("%.2fx", t[k] / t["ss-tanp"]) : "-")
+			printf "| %s | %d | %.1f | %s | %s | %s | %s | %s |\n", (k in name ? name[k] : k), n, t[k],
+				("ss-tan" in t ? sprintf("%.2fx", t[k] / t["ss-tan"]) : "-"),
+				("ss-tanp" in t ? sprintf("%.2fx", t[k] / t["ss-tanp"]) : "-"),
+				(k in cpu ? sprintf("%.1f", cpu[k]) : "-"),
+				((k in cpu) && cpu["ss-tan"] > 0 ? sprintf("%.2fx", cpu[k] / cpu["ss-tan"]) : "-"),
+				((k in cpu) && cpu["ss-tanp"] > 0 ? sprintf("%.2fx", cpu[k] / cpu["ss-tanp"]) : "-")
 		}
 	}'

@@ -61,9 +61,28 @@ func snapshotProc(ctx context.Context) ([]Socket, error) {
 // so a longer wait means something is wrong.
 const netlinkTimeout = 5 * time.Second
 
-// snapshotNetlink dumps TCP sockets through NETLINK_SOCK_DIAG, AF_INET
-// then AF_INET6, on one netlink socket.
+// snapshotNetlink dumps TCP sockets through NETLINK_SOCK_DIAG: IPv4 and
+// IPv6 with one request of the older TCPDIAG_GETSOCK form (one walk of the
+// kernel's tables), or, if the kernel refuses it, one SOCK_DIAG_BY_FAMILY
+// request per family.
 func snapshotNetlink(ctx context.Context) ([]Socket, error) {
+	socks, err := dumpNetlink(ctx, [][]byte{diagRequestCompat(1)})
+	if err == nil || ctx.Err() != nil {
+		return socks, err
+	}
+	return snapshotByFamily(ctx)
+}
+
+// snapshotByFamily dumps AF_INET then AF_INET6 sockets with
+// SOCK_DIAG_BY_FAMILY.
+func snapshotByFamily(ctx context.Context) ([]Socket, error) {
+	return dumpNetlink(ctx, [][]byte{diagRequest(afInet, 1), diagRequest(afInet6, 2)})
+}
+
+// dumpNetlink sends each request in turn on one netlink socket and
+// collects the sockets of its dump. Request i must carry sequence number
+// i+1.
+func dumpNetlink(ctx context.Context, reqs [][]byte) ([]Socket, error) {
 	fd, err := unix.Socket(unix.AF_NETLINK, unix.SOCK_RAW|unix.SOCK_CLOEXEC, netlinkSockDiag)
 	if err != nil {
 		return nil, fmt.Errorf("states: netlink socket: %w", err)
@@ -75,9 +94,9 @@ func snapshotNetlink(ctx context.Context) ([]Socket, error) {
 	}
 	var all []Socket
 	buf := make([]byte, 256<<10)
-	for i, family := range []uint8{afInet, afInet6} {
+	for i, req := range reqs {
 		seq := uint32(i + 1)
-		if err := unix.Sendto(fd, diagRequest(family, seq), 0, &unix.SockaddrNetlink{Family: unix.AF_NETLINK}); err != nil {
+		if err := unix.Sendto(fd, req, 0, &unix.SockaddrNetlink{Family: unix.AF_NETLINK}); err != nil {
 			return nil, fmt.Errorf("states: netlink send: %w", err)
 		}
 		for done := false; !done; {

@@ -403,3 +403,34 @@ func TestWatchDestroyed(t *testing.T) {
 		}
 	}
 }
+
+// TestSnapshotOneDump checks that the one-request dump (TCPDIAG_GETSOCK)
+// and the per-family dumps find the same sockets: a listener and a
+// connection on IPv4 and, where there is ::1, IPv6.
+func TestSnapshotOneDump(t *testing.T) {
+	var ports []uint16
+	for _, addr := range []string{"127.0.0.1:0", "[::1]:0"} {
+		ln, err := net.Listen("tcp", addr)
+		if err != nil {
+			continue // no IPv6 loopback
+		}
+		defer ln.Close()
+		dialPair(t, ln)
+		ports = append(ports, addrPort(ln.Addr()).Port())
+	}
+	ctx := context.Background()
+	one, err := dumpNetlink(ctx, [][]byte{diagRequestCompat(1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	two, err := snapshotByFamily(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, port := range ports {
+		a, b := Select(one, Filter{Port: port}), Select(two, Filter{Port: port})
+		if len(a) != 3 || !slices.Equal(a, b) {
+			t.Fatalf("port %d: one dump found %v, two found %v; want the same 3 sockets", port, a, b)
+		}
+	}
+}
