@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -142,30 +141,54 @@ func Owners(ctx context.Context) (map[uint64]Owner, error) {
 	return owners, nil
 }
 
-// addOwner records the sockets pid holds.
+// addOwner records the sockets pid holds. It reads the fd directory
+// unsorted and each link into one reused buffer relative to the
+// directory: with 10,000 descriptors that is most of the time of -p.
 func addOwner(owners map[uint64]Owner, pid int) {
-	dir := filepath.Join("/proc", strconv.Itoa(pid), "fd")
-	fds, err := os.ReadDir(dir)
+	dir, err := os.Open("/proc/" + strconv.Itoa(pid) + "/fd")
 	if err != nil {
 		return // gone, or not permitted
 	}
+	defer dir.Close()
+	names, err := dir.Readdirnames(-1)
+	if err != nil {
+		return
+	}
+	dfd := int(dir.Fd())
 	var prog string
-	for _, fd := range fds {
-		link, err := os.Readlink(filepath.Join(dir, fd.Name()))
-		if err != nil || !strings.HasPrefix(link, "socket:[") || !strings.HasSuffix(link, "]") {
+	link := make([]byte, 64)
+	for _, name := range names {
+		n, err := unix.Readlinkat(dfd, name, link)
+		if err != nil {
 			continue
 		}
-		inode, err := strconv.ParseUint(link[len("socket:["):len(link)-1], 10, 64)
-		if err != nil {
+		inode, ok := socketInode(link[:n])
+		if !ok {
 			continue
 		}
 		if _, seen := owners[inode]; seen {
 			continue
 		}
 		if prog == "" {
-			comm, _ := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "comm"))
+			comm, _ := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/comm")
 			prog = strings.TrimSpace(string(comm))
 		}
 		owners[inode] = Owner{PID: pid, Program: prog}
 	}
+}
+
+// socketInode reads the inode of a descriptor link "socket:[INODE]".
+func socketInode(link []byte) (uint64, bool) {
+	const prefix = "socket:["
+	if len(link) <= len(prefix)+1 || string(link[:len(prefix)]) != prefix || link[len(link)-1] != ']' {
+		return 0, false
+	}
+	var inode uint64
+	for _, c := range link[len(prefix) : len(link)-1] {
+		if c < '0' || c > '9' || inode > (1<<64-1)/10-1 {
+			return 0, false
+		}
+		inode = inode*10 + uint64(c-'0')
+	}
+	return inode, true
 }

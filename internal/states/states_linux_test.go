@@ -434,3 +434,26 @@ func TestSnapshotOneDump(t *testing.T) {
 		}
 	}
 }
+
+func TestSocketInode(t *testing.T) {
+	tests := []struct {
+		link  string
+		inode uint64
+		ok    bool
+	}{
+		{"socket:[81234]", 81234, true},
+		{"socket:[0]", 0, true},
+		{"socket:[18446744073709551615]", 0, false}, // refused rather than risk overflow
+		{"socket:[]", 0, false},
+		{"socket:[12a]", 0, false},
+		{"socket:[12", 0, false},
+		{"pipe:[81234]", 0, false},
+		{"/dev/null", 0, false},
+	}
+	for _, tc := range tests {
+		inode, ok := socketInode([]byte(tc.link))
+		if inode != tc.inode || ok != tc.ok {
+			t.Errorf("socketInode(%q) = %d, %v; want %d, %v", tc.link, inode, ok, tc.inode, tc.ok)
+		}
+	}
+}
