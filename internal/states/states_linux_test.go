@@ -333,11 +333,8 @@ func TestWatch(t *testing.T) {
 	next(lnAddr, cAddr, to(CloseWait))
 	s.Close()
 	gone := next(lnAddr, cAddr, to(0))
-	// LAST_ACK shows if a snapshot catches it; CLOSE if the destroy
-	// notification comes before the next snapshot.
-	path := slices.DeleteFunc(slices.Clone(gone.Path), func(s State) bool { return s == LastAck || s == Close })
-	if !slices.Equal(path, []State{Established, CloseWait}) {
-		t.Errorf("server end's path %v, want ESTABLISHED, CLOSE_WAIT (, LAST_ACK) (, CLOSE)", gone.Path)
+	if !slices.Equal(gone.Path, []State{Established, CloseWait}) && !slices.Equal(gone.Path, []State{Established, CloseWait, LastAck}) {
+		t.Errorf("server end's path %v, want ESTABLISHED, CLOSE_WAIT (, LAST_ACK)", gone.Path)
 	}
 	if !strings.HasSuffix(gone.String(), "-> gone") {
 		t.Errorf("gone event %q", gone)
@@ -428,7 +425,11 @@ func TestSnapshotOneDump(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, port := range ports {
-		a, b := Select(one, Filter{Port: port}), Select(two, Filter{Port: port})
+		// TIME_WAIT sockets left on a reused port by earlier tests may
+		// expire between the two dumps: compare the test's own.
+		notTW := func(s Socket) bool { return s.State == TimeWait }
+		a := slices.DeleteFunc(Select(one, Filter{Port: port}), notTW)
+		b := slices.DeleteFunc(Select(two, Filter{Port: port}), notTW)
 		if len(a) != 3 || !slices.Equal(a, b) {
 			t.Fatalf("port %d: one dump found %v, two found %v; want the same 3 sockets", port, a, b)
 		}

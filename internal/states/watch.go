@@ -116,9 +116,9 @@ type tracked struct {
 // or went since the last one. The first snapshot is the baseline: its
 // sockets are not reported until they change. Where the kernel sends
 // socket-destroy notifications (netlink sock_diag, Linux), each one is
-// compared too, as soon as it comes: a connection that opens and closes
-// between two snapshots is still seen, in the state it had when the kernel
-// freed it (CLOSE, usually); whether it is gone is left to the next
+// used too, as soon as it comes: a connection that opens and closes
+// between two snapshots is still seen, new, in the state it had when the
+// kernel freed it (CLOSE, usually); whether it is gone is left to the next
 // snapshot, since a connection lives on in TIME_WAIT after its socket is
 // freed. It returns the transitions seen, most frequent first, and a nil
 // error when ctx ended; an error from a snapshot ends the watch.
@@ -244,25 +244,22 @@ func (w *watcher) change(now time.Time, k connKey, c *tracked, s Socket) {
 	w.report(now, k, c, from, s.State)
 }
 
-// destroyed records the state of a socket the kernel freed: a change for a
-// connection being followed, or a new one that came and went between two
-// snapshots. The next snapshot says whether it is gone.
+// destroyed records a socket the kernel freed that no snapshot saw: a
+// connection that came and went between two snapshots, reported new in
+// the state it was freed in. Connections being followed are left to the
+// snapshots: the kernel frees a socket in CLOSE also when its connection
+// lives on in TIME_WAIT, and that path reads FIN_WAIT2 -> TIME_WAIT.
 func (w *watcher) destroyed(now time.Time, s Socket) {
 	if !(Filter{Port: w.port}).Match(s) {
 		return
 	}
 	k := connKey{s.Local, s.Remote}
-	if w.goneNow[k] || w.gonePrev[k] {
+	if _, ok := w.conns[k]; ok || w.goneNow[k] || w.gonePrev[k] {
 		return
 	}
-	c, ok := w.conns[k]
-	if !ok {
-		c = &tracked{inode: s.Inode, isNew: true, path: []State{s.State}}
-		w.conns[k] = c
-		w.report(now, k, c, 0, s.State)
-		return
-	}
-	w.change(now, k, c, s)
+	c := &tracked{inode: s.Inode, isNew: true, path: []State{s.State}}
+	w.conns[k] = c
+	w.report(now, k, c, 0, s.State)
 }
 
 func (w *watcher) gone(now time.Time, k connKey, c *tracked) {
