@@ -129,7 +129,7 @@ func TestNetUsageErrors(t *testing.T) {
 		{"udp bench small size", []string{"udp", "bench", "a:1", "--size", "8"}, `netkit udp bench: --size 8: want 20 to 65507 bytes (see 'netkit udp bench --help')`},
 		{"udp bench bad duration", []string{"udp", "bench", "a:1", "--duration", "soon"}, `netkit udp bench: invalid argument "soon" for "--duration" flag: time: invalid duration "soon" (see 'netkit udp bench --help')`},
 		{"bad tcp mode", []string{"tcp", "serve", "--mode", "relay"}, `netkit tcp serve: --mode "relay": want echo, print, discard or chat (see 'netkit tcp serve --help')`},
-		{"bad allow", []string{"tcp", "serve", "--allow", "10.0.0.0/33"}, `netkit tcp serve: --allow: tcp: "10.0.0.0/33": want an address or CIDR like 10.0.0.0/8 (see 'netkit tcp serve --help')`},
+		{"bad allow", []string{"tcp", "serve", "--allow", "10.0.0.0/33"}, `netkit tcp serve: --allow: "10.0.0.0/33": want an address or CIDR like 10.0.0.0/8 (see 'netkit tcp serve --help')`},
 		{"cert without tls", []string{"tcp", "serve", "--cert", "c.pem", "--key", "k.pem"}, `netkit tcp serve: --cert and --key need --tls (see 'netkit tcp serve --help')`},
 		{"cert without key", []string{"tcp", "serve", "--tls", "--cert", "c.pem"}, `netkit tcp serve: --cert and --key go together; give neither for a self-signed certificate (see 'netkit tcp serve --help')`},
 		{"insecure without tls", []string{"tcp", "dial", "a:1", "--insecure"}, `netkit tcp dial: --insecure and --ca need --tls (see 'netkit tcp dial --help')`},

@@ -43,7 +43,7 @@ func run(ctx context.Context, root *cobra.Command, args []string, stdout, stderr
 	}
 	var ue *usageError
 	if errors.As(err, &ue) {
-		fmt.Fprintf(stderr, "%s: %v (see '%s --help')\n", prefix, err, prefix)
+		fmt.Fprintf(stderr, "%s: %s (see '%s --help')\n", prefix, trimPackage(err.Error(), prefix), prefix)
 		return exitUsage
 	}
 	for line := range strings.SplitSeq(err.Error(), "\n") {
@@ -52,14 +52,14 @@ func run(ctx context.Context, root *cobra.Command, args []string, stdout, stderr
 	return exitError
 }
 
-// trimPackage removes from msg a leading package prefix that the command
-// path already says: "netkit udp dial" and "udp: send: ..." print as
-// "netkit udp dial: send: ...", not "netkit udp dial: udp: send: ...".
+// trimPackage removes from msg the package prefixes that the command path
+// already says: under "netkit udp dial", "udp: send: ..." prints as
+// "netkit udp dial: send: ...", and "--allow: tcp: bad" under "netkit tcp
+// serve" as "--allow: bad".
 func trimPackage(msg, path string) string {
 	for _, word := range strings.Fields(path)[1:] {
-		if rest, ok := strings.CutPrefix(msg, word+": "); ok {
-			return rest
-		}
+		msg = strings.TrimPrefix(msg, word+": ")
+		msg = strings.ReplaceAll(msg, ": "+word+": ", ": ")
 	}
 	return msg
 }

@@ -141,7 +141,8 @@ func TestTrimPackage(t *testing.T) {
 		{"own package", "udp: send: nothing listening", "netkit udp dial", "send: nothing listening"},
 		{"command word", "states: not supported on windows", "netkit states", "not supported on windows"},
 		{"other package", "transfer: resume a.txt", "netkit send", "transfer: resume a.txt"},
-		{"not leading", "--allow: tcp: bad", "netkit tcp serve", "--allow: tcp: bad"},
+		{"after a flag", "--allow: tcp: bad", "netkit tcp serve", "--allow: bad"},
+		{"twice", "udp: 127.0.0.1:1: udp: refused", "netkit udp bench", "127.0.0.1:1: refused"},
 		{"root", "netkit: x", "netkit", "netkit: x"},
 	}
 	for _, tc := range tests {
