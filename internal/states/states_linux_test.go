@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -457,4 +458,24 @@ func TestSocketInode(t *testing.T) {
 			t.Errorf("socketInode(%q) = %d, %v; want %d, %v", tc.link, inode, ok, tc.inode, tc.ok)
 		}
 	}
+}
+
+// FuzzSocketInode: no panic, and what parses is "socket:[" digits "]"
+// with the digits' value.
+func FuzzSocketInode(f *testing.F) {
+	for _, seed := range []string{"socket:[81234]", "socket:[]", "pipe:[1]", "socket:[99999999999999999999]", "socket:[1"} {
+		f.Add([]byte(seed))
+	}
+	f.Fuzz(func(t *testing.T, link []byte) {
+		inode, ok := socketInode(link)
+		if !ok {
+			return
+		}
+		digits, found := strings.CutPrefix(string(link), "socket:[")
+		digits, found2 := strings.CutSuffix(digits, "]")
+		want, err := strconv.ParseUint(digits, 10, 64)
+		if !found || !found2 || err != nil || want != inode {
+			t.Fatalf("socketInode(%q) = %d, true; want %d (%v)", link, inode, want, err)
+		}
+	})
 }

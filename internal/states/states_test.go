@@ -284,6 +284,10 @@ func FuzzParseDiag(f *testing.F) {
 	f.Add(appendDone(b, 1))
 	f.Add(appendDiagMsg(nil, 1, diagSamples[1])[:40])
 	f.Add([]byte{0xff, 0xff, 0xff, 0xff, 20, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0})
+	// The answer to the older TCPDIAG_GETSOCK request: type 18.
+	compat := appendDiagMsg(nil, 1, diagSamples[0])
+	binary.NativeEndian.PutUint16(compat[4:], tcpDiagGetSock)
+	f.Add(compat)
 	f.Fuzz(func(t *testing.T, b []byte) {
 		n := 0
 		_, err := parseDiag(b, 1, func(s Socket) {
