@@ -25,7 +25,9 @@ pairs=${PAIRS:-5000} runs=${RUNS:-20}
 ulimit -n "$(ulimit -Hn)"
 bin=$(mktemp /tmp/netkit-states.XXXXXX)
 trap 'rm -f "$bin"' EXIT
-go build -o "$bin" ./cmd/netkit
+# Built as scripts/release.sh builds it: static (CGO_ENABLED=0), which
+# starts in 13 ms of CPU against 20 ms for the default cgo build here.
+CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" -o "$bin" ./cmd/netkit
 out=$(NETKIT_STATES_BENCH_BIN=$bin NETKIT_STATES_BENCH_PAIRS=$pairs go test -run '^$' -bench '^BenchmarkSnapshot$' \
 	-benchtime "${runs}x" -count 1 ./internal/states)
 echo "$out" >&2
