@@ -68,8 +68,14 @@ goes back to its sender; in print mode each is written to stdout as
 like Go's %q; discard mode only counts. Datagrams of any size up to 64 KiB
 and any content are handled.
 
-On SIGINT or SIGTERM the server stops and prints its totals to stderr:
-datagrams, bytes and distinct peers.`,
+On Linux the server reads up to 32 datagrams with one recvmmsg and sends a
+batch's echoes with one sendmmsg; elsewhere it makes one system call per
+datagram. It asks for 4 MiB socket buffers (Linux caps them at
+net.core.rmem_max and wmem_max).
+
+It logs to stderr as key=value lines: where it listens, and on SIGINT or
+SIGTERM its totals: datagrams, bytes, distinct peers, truncated datagrams
+and failed echoes.`,
 		Example: `  # Echo server for "netkit udp bench", on every interface
   netkit udp serve
 
