@@ -12,15 +12,16 @@ func raiseFileLimit() (limit uint64, raised bool, err error) {
 	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &rl); err != nil {
 		return 0, false, err
 	}
+	// Rlimit's fields are uint64 on Linux and macOS, int64 on FreeBSD.
 	if rl.Cur >= rl.Max {
-		return rl.Cur, false, nil
+		return uint64(rl.Cur), false, nil
 	}
 	want := rl
 	want.Cur = rl.Max
 	if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &want); err != nil {
-		return rl.Cur, false, err
+		return uint64(rl.Cur), false, err
 	}
-	return want.Cur, true, nil
+	return uint64(want.Cur), true, nil
 }
 
 // setRcvBuf sets a socket's SO_RCVBUF.

@@ -289,7 +289,7 @@ func (b *benchFlags) bind(fs *pflag.FlagSet) {
 	fs.StringVar(&c.URL, "url", c.URL, "WebSocket `URL` of the hub")
 	fs.StringVar(&c.API, "api", c.API, "base `URL` of the hub's HTTP API, to report its GET /api/info (http://127.0.0.1:9999)")
 	fs.StringVar(&c.APIKey, "api-key", c.APIKey, "bearer `key` for --api (default $NETKIT_HUB_API_KEY)")
-	fs.IntVar(&c.ServerPID, "server-pid", c.ServerPID, "`pid` of the hub on this machine, to report its CPU time and memory")
+	fs.Var((*pidValue)(&c.ServerPID), "server-pid", "`pid` of the hub on this machine, to report its CPU time and memory")
 	fs.StringVar(&b.sourceIPs, "source-ips", b.sourceIPs, "local `addresses` to dial from in turn: 127.0.0.2,127.0.0.3 or 127.0.0.2-127.0.0.9")
 	fs.DurationVar(&c.Timeout, "timeout", c.Timeout, "time allowed to open, be accepted and subscribe, per connection")
 	fs.IntVar(&c.Concurrency, "concurrency", c.Concurrency, "connections being opened at once")

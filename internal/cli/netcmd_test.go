@@ -129,7 +129,7 @@ func TestNetUsageErrors(t *testing.T) {
 		{"udp bench small size", []string{"udp", "bench", "a:1", "--size", "8"}, `netkit udp bench: --size 8: want 20 to 65507 bytes (see 'netkit udp bench --help')`},
 		{"udp bench bad duration", []string{"udp", "bench", "a:1", "--duration", "soon"}, `netkit udp bench: invalid argument "soon" for "--duration" flag: time: invalid duration "soon" (see 'netkit udp bench --help')`},
 		{"bad tcp mode", []string{"tcp", "serve", "--mode", "relay"}, `netkit tcp serve: --mode "relay": want echo, print, discard or chat (see 'netkit tcp serve --help')`},
-		{"bad allow", []string{"tcp", "serve", "--allow", "10.0.0.0/33"}, `netkit tcp serve: --allow: tcp: "10.0.0.0/33": want an address or CIDR like 10.0.0.0/8 (see 'netkit tcp serve --help')`},
+		{"bad allow", []string{"tcp", "serve", "--allow", "10.0.0.0/33"}, `netkit tcp serve: --allow: "10.0.0.0/33": want an address or CIDR like 10.0.0.0/8 (see 'netkit tcp serve --help')`},
 		{"cert without tls", []string{"tcp", "serve", "--cert", "c.pem", "--key", "k.pem"}, `netkit tcp serve: --cert and --key need --tls (see 'netkit tcp serve --help')`},
 		{"cert without key", []string{"tcp", "serve", "--tls", "--cert", "c.pem"}, `netkit tcp serve: --cert and --key go together; give neither for a self-signed certificate (see 'netkit tcp serve --help')`},
 		{"chat queue without unit", []string{"tcp", "serve", "--chat-queue", "65536"}, `netkit tcp serve: --chat-queue "65536": want a size from 1KiB to 1GiB like 64KiB (see 'netkit tcp serve --help')`},
@@ -270,8 +270,8 @@ func TestUDPCommands(t *testing.T) {
 		t.Fatalf("bench report = %+v, want 200 sent and received", rep)
 	}
 	s := stop()
-	if s.code != 0 || !strings.Contains(s.stderr, "totals: ") || !strings.Contains(s.stderr, " peers") {
-		t.Fatalf("udp serve: exit %d, stderr %q; want totals", s.code, s.stderr)
+	if s.code != 0 || !strings.Contains(s.stderr, "level=INFO msg=stopped datagrams=") || !strings.Contains(s.stderr, " peers=") {
+		t.Fatalf("udp serve: exit %d, stderr %q; want the totals logged", s.code, s.stderr)
 	}
 }
 

@@ -45,13 +45,25 @@ func run(ctx context.Context, root *cobra.Command, args []string, stdout, stderr
 	}
 	var ue *usageError
 	if errors.As(err, &ue) {
-		fmt.Fprintf(stderr, "%s: %v (see '%s --help')\n", prefix, err, prefix)
+		fmt.Fprintf(stderr, "%s: %s (see '%s --help')\n", prefix, trimPackage(err.Error(), prefix), prefix)
 		return exitUsage
 	}
 	for line := range strings.SplitSeq(err.Error(), "\n") {
-		fmt.Fprintf(stderr, "%s: %s\n", prefix, line)
+		fmt.Fprintf(stderr, "%s: %s\n", prefix, trimPackage(line, prefix))
 	}
 	return exitError
+}
+
+// trimPackage removes from msg the package prefixes that the command path
+// already says: under "netkit udp dial", "udp: send: ..." prints as
+// "netkit udp dial: send: ...", and "--allow: tcp: bad" under "netkit tcp
+// serve" as "--allow: bad".
+func trimPackage(msg, path string) string {
+	for _, word := range strings.Fields(path)[1:] {
+		msg = strings.TrimPrefix(msg, word+": ")
+		msg = strings.ReplaceAll(msg, ": "+word+": ", ": ")
+	}
+	return msg
 }
 
 // newRootCmd returns the netkit command with its subcommands. env is the

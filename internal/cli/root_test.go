@@ -136,3 +136,23 @@ func TestVersion(t *testing.T) {
 		t.Fatalf("versionString() with -X = %q, want v1.2.3", got)
 	}
 }
+
+func TestTrimPackage(t *testing.T) {
+	tests := []struct {
+		name, msg, path, want string
+	}{
+		{"own package", "udp: send: nothing listening", "netkit udp dial", "send: nothing listening"},
+		{"command word", "states: not supported on windows", "netkit states", "not supported on windows"},
+		{"other package", "transfer: resume a.txt", "netkit send", "transfer: resume a.txt"},
+		{"after a flag", "--allow: tcp: bad", "netkit tcp serve", "--allow: bad"},
+		{"twice", "udp: 127.0.0.1:1: udp: refused", "netkit udp bench", "127.0.0.1:1: refused"},
+		{"root", "netkit: x", "netkit", "netkit: x"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := trimPackage(tc.msg, tc.path); got != tc.want {
+				t.Fatalf("trimPackage(%q, %q) = %q, want %q", tc.msg, tc.path, got, tc.want)
+			}
+		})
+	}
+}

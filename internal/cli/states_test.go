@@ -66,8 +66,9 @@ func TestStatesFlags(t *testing.T) {
 		wantErr string // on stderr, after "netkit states: "
 	}{
 		{"defaults", nil, func(o *statesOptions) bool {
-			return o.Source == states.Auto && o.Filter == states.Filter{} && o.Interval == 100*time.Millisecond && !o.Watch
+			return o.Source == states.Auto && o.Filter == states.Filter{} && o.Interval == 100*time.Millisecond && !o.Watch && !o.Procs
 		}, ""},
+		{"processes", []string{"-p"}, func(o *statesOptions) bool { return o.Procs }, ""},
 		{"port and state", []string{"--port", "8000", "--state", "time-wait"}, func(o *statesOptions) bool {
 			return o.Filter == states.Filter{Port: 8000, State: states.TimeWait}
 		}, ""},
@@ -84,6 +85,7 @@ func TestStatesFlags(t *testing.T) {
 		{"two modes", []string{"--watch", "--summary"}, nil, "pick one"},
 		{"watch with state", []string{"--watch", "--listening"}, nil, "use --port, not --state"},
 		{"explain json", []string{"--explain", "--json"}, nil, "--explain draws text"},
+		{"summary processes", []string{"--summary", "-p"}, nil, "--processes goes with the socket list only"},
 		{"zero interval", []string{"--watch", "--interval", "0s"}, nil, "--interval 0s"},
 		{"argument", []string{"8000"}, nil, `unexpected argument "8000"`},
 		{"unknown flag", []string{"--pid"}, nil, "unknown flag: --pid"},
@@ -129,8 +131,10 @@ func TestStatesRun(t *testing.T) {
 		want *regexp.Regexp
 	}{
 		{"table netlink", []string{"--port", p, "--source", "netlink"},
+			regexp.MustCompile(`(?m)^STATE +RECV-Q +SEND-Q +LOCAL +REMOTE\nLISTEN +0 +\d+ +127\.0\.0\.1:` + p + ` +0\.0\.0\.0:\*\n$`)},
+		{"table netlink processes", []string{"--port", p, "--source", "netlink", "-p"},
 			regexp.MustCompile(`(?m)^STATE +RECV-Q +SEND-Q +LOCAL +REMOTE +PID/PROGRAM\nLISTEN +0 +\d+ +127\.0\.0\.1:` + p + ` +0\.0\.0\.0:\* +` + regexp.QuoteMeta(owner) + `\n$`)},
-		{"table proc", []string{"--port", p, "--source", "proc", "--listening"},
+		{"table proc", []string{"--port", p, "--source", "proc", "--listening", "--processes"},
 			regexp.MustCompile(`(?m)^LISTEN +0 +0 +127\.0\.0\.1:` + p + ` +0\.0\.0\.0:\* +` + regexp.QuoteMeta(owner) + `\n$`)},
 		{"summary", []string{"--port", p, "--summary"}, regexp.MustCompile(`(?m)^ +LISTEN +1\n(.*\n)* +total +1\n$`)},
 		{"summary json", []string{"--port", p, "--summary", "--json"}, regexp.MustCompile(`"LISTEN":1,.*"total":1`)},
@@ -150,7 +154,7 @@ func TestStatesRun(t *testing.T) {
 	}
 
 	t.Run("json", func(t *testing.T) {
-		code, out, errOut, _ := runStatesCmd(t, context.Background(), false, "--port", p, "--json")
+		code, out, errOut, _ := runStatesCmd(t, context.Background(), false, "--port", p, "--json", "-p")
 		if code != 0 || errOut != "" {
 			t.Fatalf("exit %d, stderr %q", code, errOut)
 		}
@@ -211,7 +215,7 @@ func TestStatesWatch(t *testing.T) {
 			}
 		}
 	}
-	expect(stderr.lines, fmt.Sprintf(`^watching TCP port %d every 5ms, 1 sockets now; Ctrl-C to stop$`, port))
+	expect(stderr.lines, fmt.Sprintf(`^watching TCP port %d every 5ms (and on every socket-destroy notification|only \(no socket-destroy notifications: .*\)), 1 sockets now; Ctrl-C to stop$`, port))
 
 	c, err := net.Dial("tcp", ln.Addr().String())
 	if err != nil {

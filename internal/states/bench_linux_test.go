@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"strconv"
 	"testing"
+	"time"
 )
 
 // benchPairsPerListener stays under the accept backlog (somaxconn, 4096
@@ -47,9 +48,11 @@ func openPairs(b *testing.B, n int) {
 
 // BenchmarkSnapshot times one snapshot of every TCP socket with
 // NETKIT_STATES_BENCH_PAIRS loopback connections open (default 1000;
-// bench/compare-states.sh uses 9,990 for about 20,000 sockets), through
-// netlink, through /proc, and, for comparison, "ss -tan" and "netstat
-// -an" run as commands with their output discarded.
+// bench/compare-states.sh uses 5,000 for about 10,000 sockets), through
+// netlink, through /proc, and, for comparison, "ss -tan", "ss -tanp" and
+// "netstat -an" run as commands with their output discarded. With
+// NETKIT_STATES_BENCH_BIN, a netkit binary, it also runs "netkit states"
+// (plain, -p and --summary) as commands, the way a user does.
 func BenchmarkSnapshot(b *testing.B) {
 	pairs := 1000
 	if v := os.Getenv("NETKIT_STATES_BENCH_PAIRS"); v != "" {
@@ -67,6 +70,15 @@ func BenchmarkSnapshot(b *testing.B) {
 	}
 	sockets := float64(len(socks))
 
+	b.Run("netkit-netlink-by-family", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, err := snapshotByFamily(ctx); err != nil {
+				b.Fatal(err)
+			}
+		}
+		b.ReportMetric(sockets, "sockets")
+	})
 	for _, src := range []Source{Netlink, Proc} {
 		b.Run("netkit-"+string(src), func(b *testing.B) {
 			b.ReportAllocs()
@@ -84,25 +96,51 @@ func BenchmarkSnapshot(b *testing.B) {
 				if err != nil {
 					b.Fatal(err)
 				}
-				if err := WriteTable(io.Discard, Select(socks, Filter{})); err != nil {
+				if err := WriteTable(io.Discard, Select(socks, Filter{}), false); err != nil {
 					b.Fatal(err)
 				}
 			}
 			b.ReportMetric(sockets, "sockets")
 		})
 	}
-	for _, args := range [][]string{{"ss", "-tan"}, {"netstat", "-an"}, {"netstat", "-tan"}} {
-		b.Run(args[0]+args[1], func(b *testing.B) {
-			path, err := exec.LookPath(args[0])
+	cmds := []struct {
+		name string
+		args []string
+	}{
+		{"ss-tan", []string{"ss", "-tan"}},
+		{"ss-tanp", []string{"ss", "-tanp"}},
+		{"netstat-an", []string{"netstat", "-an"}},
+		{"netstat-tan", []string{"netstat", "-tan"}},
+	}
+	if bin := os.Getenv("NETKIT_STATES_BENCH_BIN"); bin != "" {
+		cmds = append(cmds, []struct {
+			name string
+			args []string
+		}{
+			{"netkit-states", []string{bin, "states"}},
+			{"netkit-states-p", []string{bin, "states", "-p"}},
+			{"netkit-states-summary", []string{bin, "states", "--summary"}},
+			{"ss-s", []string{"ss", "-s"}},
+		}...)
+	}
+	for _, c := range cmds {
+		b.Run(c.name, func(b *testing.B) {
+			path, err := exec.LookPath(c.args[0])
 			if err != nil {
-				b.Skipf("%s not installed", args[0])
+				b.Skipf("%s not installed", c.args[0])
 			}
+			var cpu time.Duration
 			for b.Loop() {
-				if err := exec.Command(path, args[1:]...).Run(); err != nil {
+				cmd := exec.Command(path, c.args[1:]...)
+				if err := cmd.Run(); err != nil {
 					b.Fatal(err)
 				}
+				cpu += cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()
 			}
 			b.ReportMetric(sockets, "sockets")
+			// CPU time (user + system) of the command: steadier than the
+			// wall time on a machine shared with other work.
+			b.ReportMetric(float64(cpu.Microseconds())/1000/float64(b.N), "cpu-ms/op")
 		})
 	}
 }

@@ -15,6 +15,8 @@ import (
 const (
 	netlinkSockDiag   = 4  // NETLINK_SOCK_DIAG
 	sockDiagByFamily  = 20 // SOCK_DIAG_BY_FAMILY
+	tcpDiagGetSock    = 18 // TCPDIAG_GETSOCK, the older request: both families in one dump
+	inetDiagReqLen    = 60 // struct inet_diag_req, the older request
 	nlmsgNoop         = 1  // NLMSG_NOOP
 	nlmsgError        = 2  // NLMSG_ERROR
 	nlmsgDone         = 3  // NLMSG_DONE
@@ -46,6 +48,26 @@ func diagRequest(family uint8, seq uint32) []byte {
 	// r[2] ext: no extensions; r[3] pad.
 	ne.PutUint32(r[4:], allStates)
 	// r[8:56], the socket id, is zero: match any.
+	return b
+}
+
+// diagRequestCompat returns a netlink message in the older inet_diag form
+// (TCPDIAG_GETSOCK, struct inet_diag_req) asking for every TCP socket in
+// every state. The kernel answers it with IPv4 and IPv6 sockets from one
+// walk of its socket tables, where SOCK_DIAG_BY_FAMILY takes one walk per
+// family.
+func diagRequestCompat(seq uint32) []byte {
+	b := make([]byte, nlmsgHdrLen+inetDiagReqLen)
+	ne := binary.NativeEndian
+	ne.PutUint32(b[0:], uint32(len(b)))
+	ne.PutUint16(b[4:], tcpDiagGetSock)
+	ne.PutUint16(b[6:], nlmFRequest|nlmFDump)
+	ne.PutUint32(b[8:], seq)
+	r := b[nlmsgHdrLen:]
+	// r[0] family, r[1] src_len, r[2] dst_len, r[3] ext: 0; r[4:52], the
+	// socket id, is zero: match any.
+	ne.PutUint32(r[52:], allStates)
+	// r[56:60], dbs: 0.
 	return b
 }
 
@@ -82,7 +104,7 @@ func parseDiag(b []byte, seq uint32, fn func(Socket)) (done bool, err error) {
 			if errno := int32(ne.Uint32(body)); errno != 0 {
 				return false, fmt.Errorf("states: sock_diag: %w", syscall.Errno(-errno))
 			}
-		case sockDiagByFamily:
+		case sockDiagByFamily, tcpDiagGetSock:
 			s, err := parseDiagMsg(body)
 			if err != nil {
 				return false, err

@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -285,7 +286,7 @@ func TestWatch(t *testing.T) {
 	go func() {
 		defer close(done)
 		// The listener is in the baseline: dial only once it is taken.
-		cfg := WatchConfig{Source: Netlink, Port: lnAddr.Port(), Interval: 5 * time.Millisecond, Started: func(int) { close(started) }}
+		cfg := WatchConfig{Source: Netlink, Port: lnAddr.Port(), Interval: 5 * time.Millisecond, Started: func(int, error) { close(started) }}
 		ts, err := Watch(ctx, cfg, func(e Event) { events <- e })
 		if err != nil {
 			t.Error(err)
@@ -349,4 +350,132 @@ func TestWatch(t *testing.T) {
 			t.Errorf("summary lacks %q:\n%s", want, sum.String())
 		}
 	}
+}
+
+// TestWatchDestroyed watches with an interval too long for any snapshot
+// after the baseline: a connection that opens and closes is seen only
+// through the kernel's socket-destroy notifications.
+func TestWatchDestroyed(t *testing.T) {
+	dw, err := openDestroyed()
+	if err != nil {
+		t.Skipf("no destroy notifications here: %v", err)
+	}
+	dw.Close()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	lnAddr := addrPort(ln.Addr())
+	ctx, cancel := context.WithCancel(context.Background())
+	events := make(chan Event, 100)
+	started := make(chan error, 1)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		cfg := WatchConfig{Source: Netlink, Port: lnAddr.Port(), Interval: time.Hour, Started: func(_ int, notify error) { started <- notify }}
+		if _, err := Watch(ctx, cfg, func(e Event) { events <- e }); err != nil {
+			t.Error(err)
+		}
+	}()
+	defer func() { cancel(); <-done }()
+	if err := <-started; err != nil {
+		t.Fatalf("Started: notifications off: %v", err)
+	}
+	c, s := dialPair(t, ln)
+	cAddr := addrPort(c.LocalAddr())
+	c.Close()
+	s.Close()
+	timeout := time.After(5 * time.Second)
+	for {
+		select {
+		case e := <-events:
+			if e.Local == lnAddr && e.Remote == cAddr || e.Local == cAddr && e.Remote == lnAddr {
+				if !e.New || e.From != 0 {
+					t.Fatalf("event %v: want a new connection", e)
+				}
+				return
+			}
+		case <-timeout:
+			t.Fatal("no event for the connection within 5s: destroy notifications not received")
+		}
+	}
+}
+
+// TestSnapshotOneDump checks that the one-request dump (TCPDIAG_GETSOCK)
+// and the per-family dumps find the same sockets: a listener and a
+// connection on IPv4 and, where there is ::1, IPv6.
+func TestSnapshotOneDump(t *testing.T) {
+	var ports []uint16
+	for _, addr := range []string{"127.0.0.1:0", "[::1]:0"} {
+		ln, err := net.Listen("tcp", addr)
+		if err != nil {
+			continue // no IPv6 loopback
+		}
+		defer ln.Close()
+		dialPair(t, ln)
+		ports = append(ports, addrPort(ln.Addr()).Port())
+	}
+	ctx := context.Background()
+	one, err := dumpNetlink(ctx, [][]byte{diagRequestCompat(1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	two, err := snapshotByFamily(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, port := range ports {
+		// TIME_WAIT sockets left on a reused port by earlier tests may
+		// expire between the two dumps: compare the test's own.
+		notTW := func(s Socket) bool { return s.State == TimeWait }
+		a := slices.DeleteFunc(Select(one, Filter{Port: port}), notTW)
+		b := slices.DeleteFunc(Select(two, Filter{Port: port}), notTW)
+		if len(a) != 3 || !slices.Equal(a, b) {
+			t.Fatalf("port %d: one dump found %v, two found %v; want the same 3 sockets", port, a, b)
+		}
+	}
+}
+
+func TestSocketInode(t *testing.T) {
+	tests := []struct {
+		link  string
+		inode uint64
+		ok    bool
+	}{
+		{"socket:[81234]", 81234, true},
+		{"socket:[0]", 0, true},
+		{"socket:[18446744073709551615]", 0, false}, // refused rather than risk overflow
+		{"socket:[]", 0, false},
+		{"socket:[12a]", 0, false},
+		{"socket:[12", 0, false},
+		{"pipe:[81234]", 0, false},
+		{"/dev/null", 0, false},
+	}
+	for _, tc := range tests {
+		inode, ok := socketInode([]byte(tc.link))
+		if inode != tc.inode || ok != tc.ok {
+			t.Errorf("socketInode(%q) = %d, %v; want %d, %v", tc.link, inode, ok, tc.inode, tc.ok)
+		}
+	}
+}
+
+// FuzzSocketInode: no panic, and what parses is "socket:[" digits "]"
+// with the digits' value.
+func FuzzSocketInode(f *testing.F) {
+	for _, seed := range []string{"socket:[81234]", "socket:[]", "pipe:[1]", "socket:[99999999999999999999]", "socket:[1"} {
+		f.Add([]byte(seed))
+	}
+	f.Fuzz(func(t *testing.T, link []byte) {
+		inode, ok := socketInode(link)
+		if !ok {
+			return
+		}
+		digits, found := strings.CutPrefix(string(link), "socket:[")
+		digits, found2 := strings.CutSuffix(digits, "]")
+		want, err := strconv.ParseUint(digits, 10, 64)
+		if !found || !found2 || err != nil || want != inode {
+			t.Fatalf("socketInode(%q) = %d, true; want %d (%v)", link, inode, want, err)
+		}
+	})
 }

@@ -23,3 +23,10 @@ func Owners(context.Context) (map[uint64]Owner, error) {
 func notSupported() error {
 	return fmt.Errorf("states: not supported on %s, only on linux: %w", runtime.GOOS, ErrNotImplemented)
 }
+
+// destroyWatch is Linux only.
+type destroyWatch struct{}
+
+func openDestroyed() (*destroyWatch, error)           { return nil, notSupported() }
+func (d *destroyWatch) run(func(Socket)) (int, error) { return 0, nil }
+func (d *destroyWatch) Close() error                  { return nil }

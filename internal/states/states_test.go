@@ -63,7 +63,7 @@ func TestProcFixtures(t *testing.T) {
 				t.Fatal(err)
 			}
 			var b bytes.Buffer
-			if err := WriteTable(&b, socks); err != nil {
+			if err := WriteTable(&b, socks, false); err != nil {
 				t.Fatal(err)
 			}
 			b.WriteString("\n")
@@ -284,6 +284,10 @@ func FuzzParseDiag(f *testing.F) {
 	f.Add(appendDone(b, 1))
 	f.Add(appendDiagMsg(nil, 1, diagSamples[1])[:40])
 	f.Add([]byte{0xff, 0xff, 0xff, 0xff, 20, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0})
+	// The answer to the older TCPDIAG_GETSOCK request: type 18.
+	compat := appendDiagMsg(nil, 1, diagSamples[0])
+	binary.NativeEndian.PutUint16(compat[4:], tcpDiagGetSock)
+	f.Add(compat)
 	f.Fuzz(func(t *testing.T, b []byte) {
 		n := 0
 		_, err := parseDiag(b, 1, func(s Socket) {
@@ -341,4 +345,34 @@ func TestWatcherUpdate(t *testing.T) {
 		t.Fatal(err)
 	}
 	testenv.Golden(t, "watch.golden", log.String())
+}
+
+func TestWriteTableProcesses(t *testing.T) {
+	socks := []Socket{
+		{Local: netip.MustParseAddrPort("127.0.0.1:80"), Remote: netip.MustParseAddrPort("0.0.0.0:0"), State: Listen, PID: 42, Program: "nginx"},
+		{Local: netip.MustParseAddrPort("127.0.0.1:80"), Remote: netip.MustParseAddrPort("127.0.0.1:5000"), State: TimeWait},
+	}
+	tests := []struct {
+		name      string
+		processes bool
+		want      string
+	}{
+		{"without", false, "STATE      RECV-Q  SEND-Q  LOCAL         REMOTE\n" +
+			"LISTEN     0       0       127.0.0.1:80  0.0.0.0:*\n" +
+			"TIME_WAIT  0       0       127.0.0.1:80  127.0.0.1:5000\n"},
+		{"with", true, "STATE      RECV-Q  SEND-Q  LOCAL         REMOTE          PID/PROGRAM\n" +
+			"LISTEN     0       0       127.0.0.1:80  0.0.0.0:*       42/nginx\n" +
+			"TIME_WAIT  0       0       127.0.0.1:80  127.0.0.1:5000  -\n"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			var b bytes.Buffer
+			if err := WriteTable(&b, socks, tc.processes); err != nil {
+				t.Fatal(err)
+			}
+			if b.String() != tc.want {
+				t.Fatalf("table:\n%s\nwant:\n%s", b.String(), tc.want)
+			}
+		})
+	}
 }

@@ -9,6 +9,7 @@ import (
 	"net/netip"
 	"slices"
 	"strings"
+	"sync"
 	"text/tabwriter"
 	"time"
 )
@@ -26,10 +27,15 @@ type WatchConfig struct {
 	Port     uint16        // sockets with this local or remote port; 0 for all
 	Interval time.Duration // between snapshots; 0 means DefaultInterval
 	// Started, if not nil, is called once the baseline is taken, with the
-	// number of sockets in it: connections made after that are reported
-	// as new.
-	Started func(sockets int)
+	// number of sockets in it (connections made after that are reported
+	// as new) and nil if socket-destroy notifications are on, else the
+	// reason they are not.
+	Started func(sockets int, notify error)
 }
+
+// maxDestroyed bounds the destroy notifications waiting for the watch
+// loop; more are dropped (and counted) rather than held.
+const maxDestroyed = 4096
 
 // Event is a change Watch saw in one connection between two snapshots.
 // Changes that come and go between two snapshots are not seen: on
@@ -108,9 +114,14 @@ type tracked struct {
 // Watch takes a snapshot every cfg.Interval until ctx ends and calls emit,
 // on the calling goroutine, for every socket that appeared, changed state
 // or went since the last one. The first snapshot is the baseline: its
-// sockets are not reported until they change. It returns the transitions
-// seen, most frequent first, and a nil error when ctx ended; an error from
-// a snapshot ends the watch.
+// sockets are not reported until they change. Where the kernel sends
+// socket-destroy notifications (netlink sock_diag, Linux), each one is
+// used too, as soon as it comes: a connection that opens and closes
+// between two snapshots is still seen, new, in the state it had when the
+// kernel freed it (CLOSE, usually); whether it is gone is left to the next
+// snapshot, since a connection lives on in TIME_WAIT after its socket is
+// freed. It returns the transitions seen, most frequent first, and a nil
+// error when ctx ended; an error from a snapshot ends the watch.
 func Watch(ctx context.Context, cfg WatchConfig, emit func(Event)) ([]Transition, error) {
 	interval := cmp.Or(cfg.Interval, DefaultInterval)
 	w := &watcher{conns: make(map[connKey]*tracked), counts: make(map[[2]State]int), emit: emit, port: cfg.Port}
@@ -119,8 +130,24 @@ func Watch(ctx context.Context, cfg WatchConfig, emit func(Event)) ([]Transition
 		return nil, ignoreCanceled(ctx, err)
 	}
 	w.update(time.Now(), socks, true)
+
+	destroyed := make(chan Socket, maxDestroyed)
+	dw, notifyErr := openDestroyed()
+	if notifyErr == nil {
+		var wg sync.WaitGroup
+		wg.Go(func() {
+			// An error here ends the notifications, not the sampling.
+			_, _ = dw.run(func(s Socket) {
+				select {
+				case destroyed <- s:
+				default: // the loop is behind; the snapshots still see the socket go
+				}
+			})
+		})
+		defer func() { dw.Close(); wg.Wait() }()
+	}
 	if cfg.Started != nil {
-		cfg.Started(len(w.conns))
+		cfg.Started(len(w.conns), notifyErr)
 	}
 	tick := time.NewTicker(interval)
 	defer tick.Stop()
@@ -128,6 +155,9 @@ func Watch(ctx context.Context, cfg WatchConfig, emit func(Event)) ([]Transition
 		select {
 		case <-ctx.Done():
 			return w.transitions(), nil
+		case s := <-destroyed:
+			w.destroyed(time.Now(), s)
+			continue
 		case <-tick.C:
 		}
 		socks, err := Snapshot(ctx, cfg.Source)
@@ -151,6 +181,10 @@ type watcher struct {
 	conns  map[connKey]*tracked
 	counts map[[2]State]int
 	emit   func(Event)
+	// goneNow and gonePrev hold the connections the last two snapshots
+	// found gone: a destroy notification for one of them comes late and
+	// is not a new connection.
+	goneNow, gonePrev map[connKey]bool
 }
 
 // update compares a snapshot with the last one and emits the differences,
@@ -173,15 +207,8 @@ func (w *watcher) update(now time.Time, socks []Socket, baseline bool) {
 			if !baseline {
 				w.report(now, k, c, 0, s.State)
 			}
-		case c.path[len(c.path)-1] != s.State:
-			from := c.path[len(c.path)-1]
-			if len(c.path) < maxPath {
-				c.path = append(c.path, s.State)
-			} else {
-				c.path[len(c.path)-1] = s.State
-			}
-			c.inode = cmp.Or(s.Inode, c.inode)
-			w.report(now, k, c, from, s.State)
+		default:
+			w.change(now, k, c, s)
 		}
 	}
 	var gone []connKey
@@ -190,12 +217,49 @@ func (w *watcher) update(now time.Time, socks []Socket, baseline bool) {
 			gone = append(gone, k)
 		}
 	}
+	w.gonePrev, w.goneNow = w.goneNow, make(map[connKey]bool, len(gone))
+	for _, k := range gone {
+		w.goneNow[k] = true
+	}
 	slices.SortFunc(gone, func(a, b connKey) int {
 		return cmp.Or(a.local.Compare(b.local), a.remote.Compare(b.remote))
 	})
 	for _, k := range gone {
 		w.gone(now, k, w.conns[k])
 	}
+}
+
+// change reports s's state if it is not the last one seen for k.
+func (w *watcher) change(now time.Time, k connKey, c *tracked, s Socket) {
+	from := c.path[len(c.path)-1]
+	if from == s.State {
+		return
+	}
+	if len(c.path) < maxPath {
+		c.path = append(c.path, s.State)
+	} else {
+		c.path[len(c.path)-1] = s.State
+	}
+	c.inode = cmp.Or(s.Inode, c.inode)
+	w.report(now, k, c, from, s.State)
+}
+
+// destroyed records a socket the kernel freed that no snapshot saw: a
+// connection that came and went between two snapshots, reported new in
+// the state it was freed in. Connections being followed are left to the
+// snapshots: the kernel frees a socket in CLOSE also when its connection
+// lives on in TIME_WAIT, and that path reads FIN_WAIT2 -> TIME_WAIT.
+func (w *watcher) destroyed(now time.Time, s Socket) {
+	if !(Filter{Port: w.port}).Match(s) {
+		return
+	}
+	k := connKey{s.Local, s.Remote}
+	if _, ok := w.conns[k]; ok || w.goneNow[k] || w.gonePrev[k] {
+		return
+	}
+	c := &tracked{inode: s.Inode, isNew: true, path: []State{s.State}}
+	w.conns[k] = c
+	w.report(now, k, c, 0, s.State)
 }
 
 func (w *watcher) gone(now time.Time, k connKey, c *tracked) {

@@ -10,7 +10,6 @@ import (
 	"net"
 	"slices"
 	"sync"
-	"syscall"
 	"time"
 )
 
@@ -71,13 +70,13 @@ func Bench(ctx context.Context, cfg BenchConfig) (Report, error) {
 	}
 	conn := c.(*net.UDPConn)
 	defer conn.Close()
-	_ = conn.SetReadBuffer(4 << 20) // best effort: a larger buffer loses less at high rates
-	_ = conn.SetWriteBuffer(4 << 20)
+	_ = conn.SetReadBuffer(socketBuffer) // best effort: a larger buffer loses less at high rates
+	_ = conn.SetWriteBuffer(socketBuffer)
 
 	start := time.Now()
 	rec := &recorder{start: start, limit: benchTotal(cfg), complete: make(chan struct{})}
 	var wg sync.WaitGroup
-	wg.Go(func() { rec.loop(conn) })
+	wg.Go(func() { rec.loop(conn, cfg.Size) })
 
 	rep := Report{Addr: cfg.Addr, Size: cfg.Size, TargetRate: cfg.Rate}
 	sendDur := send(ctx, conn, cfg, start, &rep)
@@ -101,7 +100,7 @@ func Bench(ctx context.Context, cfg BenchConfig) (Report, error) {
 		return rep, rec.err
 	}
 	if rep.Received == 0 && rep.Refused {
-		return rep, fmt.Errorf("udp: bench %s: %w", cfg.Addr, ErrRefused)
+		return rep, fmt.Errorf("udp: %s: %w", cfg.Addr, ErrRefused)
 	}
 	return rep, nil
 }
@@ -131,40 +130,57 @@ func benchInterval(cfg BenchConfig) time.Duration {
 // benchTotal is how many datagrams a run sends at most.
 func benchTotal(cfg BenchConfig) int64 { return int64(cfg.Duration / benchInterval(cfg)) }
 
-// send paces the datagrams: datagram i leaves at start + i/rate; when the
-// sender falls behind it catches up at once. It returns the time spent.
+// benchBatch is how many datagrams Bench sends or reads with one system
+// call where the system batches (Linux).
+const benchBatch = 64
+
+// send paces the datagrams: datagram i is due at start + i/rate. Every
+// datagram due goes out at once, up to benchBatch with one system call, so
+// a sender that falls behind catches up in batches. It returns the time
+// spent.
 func send(ctx context.Context, conn *net.UDPConn, cfg BenchConfig, start time.Time, rep *Report) time.Duration {
-	buf := make([]byte, cfg.Size)
-	copy(buf, benchMagic[:])
-	for i := range buf[MinBenchSize:] {
-		buf[MinBenchSize+i] = byte(i)
+	bc := newBatchConn(conn, benchBatch, 0)
+	bufs := make([][]byte, benchBatch)
+	for i := range bufs {
+		bufs[i] = make([]byte, cfg.Size)
+		copy(bufs[i], benchMagic[:])
+		for j := range bufs[i][MinBenchSize:] {
+			bufs[i][MinBenchSize+j] = byte(j)
+		}
 	}
 	interval := benchInterval(cfg)
 	total := benchTotal(cfg)
 	t := time.NewTimer(0)
 	defer t.Stop()
 	<-t.C
-	for seq := int64(0); seq < total; seq++ {
-		if wait := time.Until(start.Add(time.Duration(seq) * interval)); wait > 0 {
-			t.Reset(wait)
+	for seq := int64(0); seq < total; {
+		elapsed := time.Since(start)
+		due := min(int64(elapsed/interval)+1, total)
+		if due <= seq {
+			t.Reset(time.Duration(seq)*interval - elapsed)
 			select {
 			case <-ctx.Done():
 				return time.Since(start)
 			case <-t.C:
 			}
-		} else if ctx.Err() != nil {
-			return time.Since(start)
-		}
-		binary.BigEndian.PutUint64(buf[4:], uint64(seq))
-		binary.BigEndian.PutUint64(buf[12:], uint64(time.Since(start)))
-		if _, err := conn.Write(buf); err != nil {
-			if errors.Is(err, syscall.ECONNREFUSED) {
-				rep.Refused = true
-			}
-			rep.SendErrors++
 			continue
 		}
-		rep.Sent++
+		if ctx.Err() != nil {
+			return time.Since(start)
+		}
+		n := min(due-seq, benchBatch)
+		for i := range n {
+			binary.BigEndian.PutUint64(bufs[i][4:], uint64(seq+i))
+			binary.BigEndian.PutUint64(bufs[i][12:], uint64(elapsed))
+			bc.Queue(bufs[i])
+		}
+		sent, failed, err := bc.Flush()
+		rep.Sent += int64(sent)
+		rep.SendErrors += int64(failed)
+		if err != nil && isRefused(err) {
+			rep.Refused = true
+		}
+		seq += n
 	}
 	return time.Since(start)
 }
@@ -193,15 +209,15 @@ type recorder struct {
 	err         error
 }
 
-func (r *recorder) loop(conn *net.UDPConn) {
-	buf := make([]byte, MaxDatagram)
+func (r *recorder) loop(conn *net.UDPConn, size int) {
+	bc := newBatchConn(conn, benchBatch, size)
 	r.highest = -1
 	for {
-		n, err := conn.Read(buf)
+		n, err := bc.Read()
 		now := time.Since(r.start)
 		if err != nil {
 			switch {
-			case errors.Is(err, syscall.ECONNREFUSED):
+			case isRefused(err):
 				r.refused = true
 				continue
 			case !errors.Is(err, net.ErrClosed):
@@ -209,12 +225,14 @@ func (r *recorder) loop(conn *net.UDPConn) {
 			}
 			return
 		}
-		seq, rtt, ok := parseEcho(buf[:n], r.limit, now)
-		if !ok {
-			r.foreign++
-			continue
+		for i := range n {
+			seq, rtt, ok := parseEcho(bc.Data(i), r.limit, now)
+			if !ok {
+				r.foreign++
+				continue
+			}
+			r.record(seq, rtt)
 		}
-		r.record(seq, rtt)
 	}
 }
 

@@ -8,7 +8,6 @@ import (
 	"io"
 	"net"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/netkit/netkit/internal/termtext"
@@ -128,8 +127,8 @@ func (r *replies) loop() {
 	for {
 		n, err := r.conn.Read(buf)
 		if err != nil {
-			if errors.Is(err, syscall.ECONNREFUSED) {
-				r.err = ErrRefused
+			if isRefused(err) {
+				r.err = fmt.Errorf("udp: receive: %w", ErrRefused)
 			} else if !errors.Is(err, net.ErrClosed) {
 				r.err = fmt.Errorf("udp: receive: %w", err)
 			}
@@ -175,7 +174,7 @@ func (r *replies) wait(ctx context.Context, sent int) error {
 
 // refused turns a connection-refused error into ErrRefused.
 func refused(err error) error {
-	if errors.Is(err, syscall.ECONNREFUSED) {
+	if isRefused(err) {
 		return ErrRefused
 	}
 	return err

@@ -13,6 +13,10 @@ import (
 // payload over IPv4 or IPv6 without jumbograms, so nothing is cut short.
 const MaxDatagram = 64 << 10
 
+// socketBuffer is the size of the socket buffers Serve and Bench ask for.
+const socketBuffer = 4 << 20
+
 // ErrRefused means the peer's host answered that nothing listens on the
-// port (an ICMP port unreachable).
-var ErrRefused = errors.New("udp: nothing listening at the address (ICMP port unreachable)")
+// port (an ICMP port unreachable). It has no "udp:" prefix of its own:
+// every error of this package that wraps it has one.
+var ErrRefused = errors.New("nothing listening at the address (ICMP port unreachable)")

@@ -1,0 +1,64 @@
+#!/usr/bin/env bash
+# Compares "netkit udp serve --mode echo" (recvmmsg/sendmmsg batches on
+# Linux) with the textbook echo loop, one ReadFromUDP and one WriteToUDP
+# per datagram (bench/udptextbook), side by side in one run on 127.0.0.1.
+# The same client drives both: "netkit udp bench", 64-byte datagrams, at
+# each rate of RATES for DURATION. For each run it prints the rate the
+# client reached, the loss, and the server's CPU time (user + system, from
+# /proc/PID/stat) per million datagrams echoed. The servers alternate
+# which goes first at each rate; each is started fresh per run.
+#
+#   bench/compare-udp.sh                          # rates 50k 100k 200k 400k, 5 s, 2 rounds
+#   RATES="60000 200000" DURATION=3s ROUNDS=1 bench/compare-udp.sh
+#
+# Environment: NETKIT_BIN, a netkit binary (default: go build ./cmd/netkit);
+# PORT, the first port (default 19400). Needs python3.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+die() { echo "compare-udp.sh: $*" >&2; exit 1; }
+command -v python3 >/dev/null || die "python3 not found"
+rates=${RATES:-"50000 100000 200000 400000"} duration=${DURATION:-5s} rounds=${ROUNDS:-2} port=${PORT:-19400}
+work=$(mktemp -d /tmp/netkit-udp.XXXXXX)
+pid=
+cleanup() { [ -z "$pid" ] || kill "$pid" 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$work"; }
+trap cleanup EXIT
+
+bin=${NETKIT_BIN:-$work/netkit}
+[ -n "${NETKIT_BIN:-}" ] || go build -o "$bin" ./cmd/netkit
+go build -o "$work/textbook" ./bench/udptextbook
+ticks=$(getconf CLK_TCK)
+
+# cpu PID: user + system CPU seconds of the process so far.
+cpu() { awk -v t="$ticks" '{ sub(/^.*\) /, ""); print ($12 + $13) / t }' "/proc/$1/stat"; }
+
+# run NAME RATE: starts the server, drives it, prints a table row.
+run() {
+	local name=$1 rate=$2 json c0 c1
+	port=$((port + 1))
+	case $name in
+	netkit) "$bin" udp serve --listen "127.0.0.1:$port" --mode echo >"$work/srv.out" 2>&1 & ;;
+	textbook) "$work/textbook" -listen "127.0.0.1:$port" >"$work/srv.out" 2>&1 & ;;
+	esac
+	pid=$!
+	for _ in $(seq 50); do "$bin" udp dial "127.0.0.1:$port" --count 1 --timeout 100ms >/dev/null 2>&1 && break; done
+	c0=$(cpu "$pid")
+	json=$("$bin" udp bench "127.0.0.1:$port" --rate "$rate" --size 64 --duration "$duration" --json)
+	c1=$(cpu "$pid")
+	kill "$pid"; wait "$pid" 2>/dev/null || true; pid=
+	python3 -c '
+import json, sys
+r = json.loads(sys.argv[1]); cpu = float(sys.argv[4]) - float(sys.argv[3])
+per = cpu / r["received"] * 1e6 if r["received"] else float("nan")
+print("| %s | %s | %.0f | %.2f%% | %.2f | %.2f |" % (sys.argv[2], sys.argv[5], r["rate"], r["loss_percent"], cpu, per))
+' "$json" "$rate" "$c0" "$c1" "$name"
+}
+
+echo "| target rate | server | client sent/s | loss | server CPU s | CPU s per 1M echoed |"
+echo "|---:|---|---:|---:|---:|---:|"
+for round in $(seq "$rounds"); do
+	for rate in $rates; do
+		if [ $((round % 2)) -eq 1 ]; then order="textbook netkit"; else order="netkit textbook"; fi
+		for name in $order; do run "$name" "$rate"; done
+	done
+done
