@@ -24,7 +24,7 @@ func joinChat(t testing.TB, addr string, rcvbuf int, paced bool) (*net.TCPConn, 
 		d.Control = func(_, _ string, rc syscall.RawConn) error {
 			var serr error
 			err := rc.Control(func(fd uintptr) {
-				serr = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, rcvbuf)
+				serr = setRcvbuf(fd, rcvbuf)
 			})
 			if err != nil {
 				return err

@@ -69,26 +69,6 @@ func (s *sender) sendfile(f *os.File, src source, off int64) (int64, error) {
 	return pos, nil
 }
 
-// diskSpace returns the bytes available to this user and the size of
-// the file system holding dir.
-func diskSpace(dir string) (avail, total int64, err error) {
-	var st unix.Statfs_t
-	if err := unix.Statfs(dir, &st); err != nil {
-		return 0, 0, err
-	}
-	return int64(st.Bavail) * int64(st.Bsize), int64(st.Blocks) * int64(st.Bsize), nil
-}
-
-// fileID returns a file's device and inode, to recognise a directory
-// reached twice.
-func fileID(fi os.FileInfo) ([2]uint64, bool) {
-	st, ok := fi.Sys().(*syscall.Stat_t)
-	if !ok {
-		return [2]uint64{}, false
-	}
-	return [2]uint64{uint64(st.Dev), st.Ino}, true
-}
-
 // receiveSpliced is receiveBody for plain TCP: the bytes go from the
 // socket into a pipe and from the pipe into the file with splice(2),
 // never through user space, and a goroutine hashes the written range a

@@ -10,15 +10,12 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// The system-dependent pieces of the receiver and the walker, so that
-// Windows gets its own (sys_windows.go). recv.go and walk.go call
-// unix.Statfs and syscall.Stat_t directly today; they are meant to call
-// fsSpace and dirID instead, which is what makes the package build on
-// Windows.
+// The system-dependent pieces of the receiver and the walker; Windows
+// has its own (sys_windows.go).
 
-// fsSpace returns the bytes available to this user and the size of the
+// diskSpace returns the bytes available to this user and the size of the
 // file system holding dir.
-func fsSpace(dir string) (avail, total int64, err error) {
+func diskSpace(dir string) (avail, total int64, err error) {
 	var st unix.Statfs_t
 	if err := unix.Statfs(dir, &st); err != nil {
 		return 0, 0, fmt.Errorf("transfer: free space: %w", err)
@@ -27,9 +24,9 @@ func fsSpace(dir string) (avail, total int64, err error) {
 	return int64(st.Bavail) * int64(st.Bsize), int64(st.Blocks) * int64(st.Bsize), nil
 }
 
-// dirID identifies a directory by device and inode, to detect symlink
+// fileID identifies a directory by device and inode, to detect symlink
 // loops; ok is false where the system does not say.
-func dirID(fi fs.FileInfo) (id [2]uint64, ok bool) {
+func fileID(fi fs.FileInfo) (id [2]uint64, ok bool) {
 	st, ok := fi.Sys().(*syscall.Stat_t)
 	if !ok {
 		return id, false

@@ -7,9 +7,9 @@ import (
 	"golang.org/x/sys/windows"
 )
 
-// fsSpace returns the bytes available to this user and the size of the
+// diskSpace returns the bytes available to this user and the size of the
 // volume holding dir.
-func fsSpace(dir string) (avail, total int64, err error) {
+func diskSpace(dir string) (avail, total int64, err error) {
 	p, err := windows.UTF16PtrFromString(dir)
 	if err != nil {
 		return 0, 0, fmt.Errorf("transfer: free space: %w", err)
@@ -21,8 +21,8 @@ func fsSpace(dir string) (avail, total int64, err error) {
 	return int64(free), int64(size), nil
 }
 
-// dirID is not available on Windows from a FileInfo (it carries no file
+// fileID is not available on Windows from a FileInfo (it carries no file
 // index), so ok is false: the walker cannot tell a symlink loop by
 // identity there, and with --follow a loop ends only when the path grows
 // too long for the system.
-func dirID(fs.FileInfo) (id [2]uint64, ok bool) { return id, false }
+func fileID(fs.FileInfo) (id [2]uint64, ok bool) { return id, false }

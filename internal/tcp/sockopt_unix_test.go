@@ -1,0 +1,10 @@
+//go:build unix
+
+package tcp
+
+import "syscall"
+
+// setRcvbuf sets a socket's receive buffer before it connects.
+func setRcvbuf(fd uintptr, n int) error {
+	return syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, n)
+}
