@@ -8,6 +8,23 @@
 #   idle10k   10,000 idle connections, one channel each (server RSS per connection)
 #   echo      one client's publish to its own delivery, one at a time
 #
+# and with --cases (or --all) also:
+#
+#   fanout1k-h0, fanout5k-h0  fanout1k and fanout5k with history off in both servers
+#                             (netkit --history-size 0; Centrifugo history_size 0)
+#   paced20, paced200         fanout to 1,000 subscribers at 20 and 200 messages/s, 20 s
+#                             (the --quick duration with --quick)
+#   connect   5,000 clients connect with HS256 tokens (the same secret in both servers)
+#   recover   1,000 subscribers leave, 100 messages are published, all reconnect at once
+#             and recover them
+#   bp100, bp100s, bp1k, bp1ks  backpressure: 100 or 1,000 readers, with s one stuck
+#             subscriber too
+#
+# History is on in both servers unless a case ends in -h0: netkit keeps 100
+# messages for 10 minutes by default, and bench/centrifugo/config.json gives
+# channels without a namespace history_size 100, history_ttl 600s and
+# force_recovery.
+#
 # Each run starts its server fresh and passes its pid as --server-pid, so
 # CPU time and memory come from /proc. Runs alternate between the servers,
 # and which goes first alternates between repetitions.
@@ -15,20 +32,27 @@
 #   bench/compare-hub.sh            # 3 repetitions, 10 s per run (about 10 minutes)
 #   bench/compare-hub.sh --quick    # 1 repetition, 3 s per run (about 2 minutes)
 #   bench/compare-hub.sh --runs 5
+#   bench/compare-hub.sh --cases "connect recover"
+#   bench/compare-hub.sh --all      # every case (about 30 minutes)
 #
 # Environment: OUT, the directory for reports and logs (default: a new one
 # under /tmp); NETKIT_BIN, a netkit binary to use instead of building one;
 # CENTRIFUGO_BIN, a Centrifugo binary (default: centrifugo on PATH, else
 # installed with "go install github.com/centrifugal/centrifugo/v6@v6.9.1").
-# Needs ports 9999 (netkit) and 8000 (Centrifugo) free on 127.0.0.1.
+# NETKIT_PORT and CENTRIFUGO_PORT, the ports the servers listen on
+# (default 9999 and 8000, free on 127.0.0.1).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-runs=3 dur=10s hold=10s
+runs=3 dur=10s hold=10s paced=20s
+cases="fanout1k fanout5k idle10k echo"
+all="fanout1k fanout5k idle10k echo fanout1k-h0 fanout5k-h0 paced20 paced200 connect recover bp100 bp100s bp1k bp1ks"
 while [ $# -gt 0 ]; do
 	case $1 in
-	--quick) runs=1 dur=3s hold=2s ;;
+	--quick) runs=1 dur=3s hold=2s paced=3s ;;
 	--runs) runs=$2; shift ;;
+	--cases) cases=$2; shift ;;
+	--all) cases=$all ;;
 	-h | --help) sed -n '2,/^set -e/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
 	*) echo "compare-hub.sh: unknown argument $1 (see --help)" >&2; exit 2 ;;
 	esac
@@ -63,28 +87,40 @@ if [ -z "$centrifugo" ]; then
 	fi
 fi
 
+nport=${NETKIT_PORT:-9999} cport=${CENTRIFUGO_PORT:-8000}
+# secret is the HS256 key of client tokens; bench/centrifugo/config.json has
+# the same as client.token.hmac_secret_key.
+secret=netkit-bench-secret
+
 # --- servers ---
 port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 wait_port() {
 	for _ in $(seq 100); do port_open "$1" && return 0; sleep 0.1; done
 	die "nothing listens on 127.0.0.1:$1 after 10 s (see $OUT/*.log)"
 }
-for port in 9999 8000; do
+for port in "$nport" "$cport"; do
 	! port_open $port || die "127.0.0.1:$port is in use; stop what listens there"
 done
 
 server_pid=
-start_server() { # netkit | centrifugo
-	case $1 in
-	netkit)
-		"$netkit" hub --listen 127.0.0.1:9999 --api-key bench --log-level warn >>"$OUT/netkit.log" 2>&1 &
-		server_pid=$!
-		wait_port 9999 ;;
-	centrifugo)
-		"$centrifugo" -c bench/centrifugo/config.json >>"$OUT/centrifugo.log" 2>&1 &
-		server_pid=$!
-		wait_port 8000 ;;
+start_server() { # netkit | centrifugo, history on | off
+	case $1-$2 in
+	netkit-on)
+		"$netkit" hub --listen "127.0.0.1:$nport" --api-key bench --log-level warn --jwt-secret "$secret" >>"$OUT/netkit.log" 2>&1 &
+		server_pid=$! ;;
+	netkit-off)
+		"$netkit" hub --listen "127.0.0.1:$nport" --api-key bench --log-level warn --jwt-secret "$secret" --history-size 0 >>"$OUT/netkit.log" 2>&1 &
+		server_pid=$! ;;
+	centrifugo-on)
+		"$centrifugo" -c bench/centrifugo/config.json --http_server.port "$cport" >>"$OUT/centrifugo.log" 2>&1 &
+		server_pid=$! ;;
+	centrifugo-off)
+		CENTRIFUGO_CHANNEL_WITHOUT_NAMESPACE_HISTORY_SIZE=0 CENTRIFUGO_CHANNEL_WITHOUT_NAMESPACE_HISTORY_TTL=0s \
+			CENTRIFUGO_CHANNEL_WITHOUT_NAMESPACE_FORCE_RECOVERY=false \
+			"$centrifugo" -c bench/centrifugo/config.json --http_server.port "$cport" >>"$OUT/centrifugo.log" 2>&1 &
+		server_pid=$! ;;
 	esac
+	if [ "$1" = netkit ]; then wait_port "$nport"; else wait_port "$cport"; fi
 }
 stop_server() {
 	kill -TERM "$server_pid" 2>/dev/null || true
@@ -96,23 +132,33 @@ trap 'if [ -n "$server_pid" ]; then kill -KILL "$server_pid" 2>/dev/null || true
 # generate SERVER CASE RUN: one run of the load generator, its report in
 # $OUT/SERVER-CASE-RUN.json.
 generate() {
-	local server=$1 case=$2 run=$3 args
+	local server=$1 case=$2 run=$3 args history=on
 	case $case in
-	fanout1k) args=(fanout --subscribers 1000 --duration "$dur") ;;
-	fanout5k) args=(fanout --subscribers 5000 --duration "$dur") ;;
+	fanout1k | fanout1k-h0) args=(fanout --subscribers 1000 --duration "$dur") ;;
+	fanout5k | fanout5k-h0) args=(fanout --subscribers 5000 --duration "$dur") ;;
 	idle10k) args=(idle --connections 10000 --duration "$hold" --source-ips 127.0.0.2-127.0.0.9) ;;
 	echo) args=(echo --duration "$dur") ;;
+	paced20) args=(fanout --subscribers 1000 --rate 20 --duration "$paced") ;;
+	paced200) args=(fanout --subscribers 1000 --rate 200 --duration "$paced") ;;
+	connect) args=(connect --connections 5000 --jwt-secret "$secret") ;;
+	recover) args=(recover --subscribers 1000 --messages 100) ;;
+	bp100) args=(backpressure --subscribers 100 --duration "$dur") ;;
+	bp100s) args=(backpressure --subscribers 100 --stuck 1 --duration "$dur") ;;
+	bp1k) args=(backpressure --subscribers 1000 --duration "$dur") ;;
+	bp1ks) args=(backpressure --subscribers 1000 --stuck 1 --duration "$dur") ;;
+	*) die "unknown case $case (see --help)" ;;
 	esac
+	case $case in *-h0) history=off ;; esac
 	local name=$server-$case-$run
 	echo "run $run/$runs: $case on $server" >&2
-	start_server "$server"
+	start_server "$server" "$history"
 	local rc=0
 	if [ "$server" = netkit ]; then
-		"$netkit" bench hub "${args[@]}" --url ws://127.0.0.1:9999/ws \
-			--api http://127.0.0.1:9999 --api-key bench \
+		"$netkit" bench hub "${args[@]}" --url "ws://127.0.0.1:$nport/ws" \
+			--api "http://127.0.0.1:$nport" --api-key bench \
 			--server-pid "$server_pid" --json >"$OUT/$name.json" 2>"$OUT/$name.err" || rc=$?
 	else
-		"$bin/centrifugo-bench" "${args[@]}" --url ws://127.0.0.1:8000/connection/websocket \
+		"$bin/centrifugo-bench" "${args[@]}" --url "ws://127.0.0.1:$cport/connection/websocket" \
 			--server-pid "$server_pid" --json >"$OUT/$name.json" 2>"$OUT/$name.err" || rc=$?
 	fi
 	stop_server
@@ -129,13 +175,14 @@ generate() {
 	echo "go: $(go version | cut -d' ' -f3-)"
 	echo "netkit: $("$netkit" version)"
 	echo "centrifugo: $("$centrifugo" version) (go install github.com/centrifugal/centrifugo/v6@v6.9.1 reports v0.0.0), config bench/centrifugo/config.json"
-	echo "runs: $runs, $dur per run (idle: held $hold), client and servers on the same machine"
+	echo "runs: $runs, $dur per run (idle: held $hold, paced: $paced), client and servers on the same machine"
+	echo "cases: $cases"
 } | tee "$OUT/machine.txt" >&2
 
 for run in $(seq "$runs"); do
 	order="netkit centrifugo"
 	[ $((run % 2)) -eq 1 ] || order="centrifugo netkit"
-	for case in fanout1k fanout5k idle10k echo; do
+	for case in $cases; do
 		for server in $order; do
 			generate "$server" "$case" "$run"
 		done

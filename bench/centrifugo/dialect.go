@@ -2,6 +2,8 @@ package main
 
 import (
 	"bytes"
+	"encoding/json"
+	"fmt"
 	"strconv"
 
 	"github.com/netkit/netkit/internal/bench"
@@ -13,15 +15,56 @@ import (
 // replies carry the command's id and a result named like it, or "error";
 // publications arrive as {"push":{"channel":"bench","pub":{"data":...}}};
 // the server pings with {} and wants {} back. Several objects may share a
-// frame, separated by "\n".
+// frame, separated by "\n". A token goes in connect; recovery is a
+// subscribe with "recover":true, "offset" and "epoch", and the recovered
+// publications come in its reply.
 type dialect struct{}
 
 func (dialect) Name() string { return "centrifugo" }
 
-func (dialect) Hello(dst []byte, id uint64) []byte {
+// URL returns base: the token goes in the connect command.
+func (dialect) URL(base, _ string) (string, error) { return base, nil }
+
+func (dialect) Hello(dst []byte, id uint64, token string) []byte {
 	dst = append(dst, `{"id":`...)
 	dst = strconv.AppendUint(dst, id, 10)
-	return append(dst, `,"connect":{}}`...)
+	if token == "" {
+		return append(dst, `,"connect":{}}`...)
+	}
+	dst = append(dst, `,"connect":{"token":`...)
+	dst = strconv.AppendQuote(dst, token)
+	return append(dst, "}}"...)
+}
+
+func (d dialect) SubscribeSince(dst []byte, id uint64, channel string, since bench.Position) []byte {
+	dst = d.Subscribe(dst, id, channel)
+	dst = append(dst[:len(dst)-2], `,"recover":true,"offset":`...)
+	dst = strconv.AppendUint(dst, since.Offset, 10)
+	dst = append(dst, `,"epoch":`...)
+	dst = strconv.AppendQuote(dst, since.Epoch)
+	return append(dst, "}}"...)
+}
+
+// SubscribeResult reads {"id":2,"subscribe":{"recoverable":true,
+// "epoch":"e","offset":100,"recovered":true,"publications":[...]}}.
+func (dialect) SubscribeResult(reply []byte) (bench.SubscribeResult, error) {
+	var v struct {
+		Subscribe *struct {
+			Offset       uint64            `json:"offset"`
+			Epoch        string            `json:"epoch"`
+			Recovered    bool              `json:"recovered"`
+			Publications []json.RawMessage `json:"publications"`
+		} `json:"subscribe"`
+	}
+	if err := json.Unmarshal(reply, &v); err != nil || v.Subscribe == nil {
+		return bench.SubscribeResult{}, fmt.Errorf("subscribe reply: want {\"subscribe\":{...}}, got %.200s", reply)
+	}
+	r := v.Subscribe
+	return bench.SubscribeResult{
+		Position:     bench.Position{Offset: r.Offset, Epoch: r.Epoch},
+		Recovered:    r.Recovered,
+		Publications: len(r.Publications),
+	}, nil
 }
 
 func (dialect) Subscribe(dst []byte, id uint64, channel string) []byte {
@@ -85,7 +128,7 @@ func event(obj []byte) bench.Event {
 		case bytes.HasPrefix(rest, cfConnect):
 			return bench.Event{Kind: bench.EventReady}
 		default:
-			return bench.Event{Kind: bench.EventReply, ID: id}
+			return bench.Event{Kind: bench.EventReply, ID: id, Text: obj}
 		}
 	}
 	return bench.Event{Kind: bench.EventOther, Text: obj}

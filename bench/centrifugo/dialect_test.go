@@ -10,10 +10,13 @@ import (
 func TestCommands(t *testing.T) {
 	d := dialect{}
 	for _, tc := range []struct{ got, want string }{
-		{string(d.Hello(nil, 1)), `{"id":1,"connect":{}}`},
+		{string(d.Hello(nil, 1, "")), `{"id":1,"connect":{}}`},
 		{string(d.Subscribe(nil, 2, "bench")), `{"id":2,"subscribe":{"channel":"bench"}}`},
 		{string(d.Publish(nil, 3, "bench", []byte(`{"a":1}`))), `{"id":3,"publish":{"channel":"bench","data":{"a":1}}}`},
 		{string(d.Pong(nil)), `{}`},
+		{string(d.Hello(nil, 1, "t.k.n")), `{"id":1,"connect":{"token":"t.k.n"}}`},
+		{string(d.SubscribeSince(nil, 2, "rec", bench.Position{Offset: 7, Epoch: "ab"})),
+			`{"id":2,"subscribe":{"channel":"rec","recover":true,"offset":7,"epoch":"ab"}}`},
 	} {
 		if tc.got != tc.want {
 			t.Errorf("got %s, want %s", tc.got, tc.want)
@@ -46,5 +49,31 @@ func TestEvents(t *testing.T) {
 	}
 	if got := string(evs[2].Data); got[:9] != `{"p":1,"s` {
 		t.Errorf("publication data = %s", got)
+	}
+}
+
+func TestSubscribeResult(t *testing.T) {
+	tests := []struct {
+		name  string
+		reply string
+		want  bench.SubscribeResult
+	}{
+		{"plain", `{"id":2,"subscribe":{"recoverable":true,"epoch":"xyz","offset":4,"positioned":true}}`,
+			bench.SubscribeResult{Position: bench.Position{Offset: 4, Epoch: "xyz"}}},
+		{"recovered", `{"id":2,"subscribe":{"recoverable":true,"epoch":"xyz","publications":[{"data":{},"offset":5},{"data":{},"offset":6}],"recovered":true,"offset":6,"was_recovering":true}}`,
+			bench.SubscribeResult{Position: bench.Position{Offset: 6, Epoch: "xyz"}, Recovered: true, Publications: 2}},
+		{"not recovered", `{"id":2,"subscribe":{"recoverable":true,"epoch":"new","offset":0,"was_recovering":true}}`,
+			bench.SubscribeResult{Position: bench.Position{Epoch: "new"}}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := dialect{}.SubscribeResult([]byte(tc.reply))
+			if err != nil || got != tc.want {
+				t.Fatalf("SubscribeResult = %+v, %v; want %+v", got, err, tc.want)
+			}
+		})
+	}
+	if _, err := (dialect{}).SubscribeResult([]byte(`{"id":2,"error":{"code":1}}`)); err == nil {
+		t.Error("SubscribeResult of an error: no error")
 	}
 }

@@ -54,7 +54,51 @@ var (
 	connErrs = row{"connect errors + dropped", func(r *bench.Report) (float64, bool) {
 		return float64(r.Connect.Errors + r.Connect.Dropped), true
 	}, thousands}
+	cpuPerConnect = row{"server CPU µs per client", func(r *bench.Report) (float64, bool) {
+		return serverProc(r, func(s *bench.ServerReport) float64 { return s.CPUPerConnect })
+	}, f0}
+	connRate = row{"connections per second", func(r *bench.Report) (float64, bool) {
+		return r.Connect.PerSecond, r.Connect.PerSecond > 0
+	}, thousands}
+	recoverSecs = row{"seconds until all recovered", func(r *bench.Report) (float64, bool) {
+		return recov(r, func(rc *bench.RecoverReport) float64 { return rc.Seconds })
+	}, f2}
+	recovered = row{"recovered:true", func(r *bench.Report) (float64, bool) {
+		return recov(r, func(rc *bench.RecoverReport) float64 { return float64(rc.Recovered) })
+	}, thousands}
+	notRecovered = row{"recovered:false", func(r *bench.Report) (float64, bool) {
+		return recov(r, func(rc *bench.RecoverReport) float64 { return float64(rc.NotRecovered) })
+	}, thousands}
+	complete = row{"clients with every missed message", func(r *bench.Report) (float64, bool) {
+		return recov(r, func(rc *bench.RecoverReport) float64 { return float64(rc.Complete) })
+	}, thousands}
+	pubRate = row{"publisher's rate per second", func(r *bench.Report) (float64, bool) {
+		return r.PublishedPerSec, true
+	}, thousands}
+	readersDropped = row{"reading subscribers dropped", func(r *bench.Report) (float64, bool) {
+		return bp(r, func(b *bench.BackpressureReport) float64 { return float64(b.Dropped) })
+	}, thousands}
+	stuckDropped = row{"stuck subscribers dropped", func(r *bench.Report) (float64, bool) {
+		return bp(r, func(b *bench.BackpressureReport) float64 { return float64(b.StuckDropped) })
+	}, thousands}
+	perReader = row{"median messages per reader", func(r *bench.Report) (float64, bool) {
+		return bp(r, func(b *bench.BackpressureReport) float64 { return float64(b.DeliveredMedian) })
+	}, thousands}
 )
+
+func recov(r *bench.Report, f func(*bench.RecoverReport) float64) (float64, bool) {
+	if r.Recover == nil {
+		return 0, false
+	}
+	return f(r.Recover), true
+}
+
+func bp(r *bench.Report, f func(*bench.BackpressureReport) float64) (float64, bool) {
+	if r.Backpressure == nil {
+		return 0, false
+	}
+	return f(r.Backpressure), true
+}
 
 func serverProc(r *bench.Report, f func(*bench.ServerReport) float64) (float64, bool) {
 	if r.ServerProc == nil {
@@ -79,6 +123,23 @@ var cases = []struct {
 	{"fanout5k", "fanout, 5,000 subscribers", []row{cpuPerM, p50, p99, delRate, lost}},
 	{"idle10k", "idle, 10,000 connections", []row{rssPerConn, openTime, connErrs}},
 	{"echo", "echo round trip", []row{p50, p99}},
+	{"fanout1k-h0", "fanout, 1,000 subscribers, history off", []row{cpuPerM, p50, p99, delRate, lost}},
+	{"fanout5k-h0", "fanout, 5,000 subscribers, history off", []row{cpuPerM, p50, p99, delRate, lost}},
+	{"paced20", "fanout 1,000 subscribers at 20/s", []row{cpuPerM, p50, p99, lost}},
+	{"paced200", "fanout 1,000 subscribers at 200/s", []row{cpuPerM, p50, p99, lost}},
+	{"connect", "connect with HS256 tokens", []row{cpuPerConnect, connRate, p50, p99, connErrs}},
+	{"recover", "recover 100 messages, 1,000 clients", []row{recoverSecs, recovered, notRecovered, complete, cpuPerConnect, p99}},
+	{"bp100", "backpressure, 100 readers", []row{pubRate, readersDropped, perReader, cpuPerM}},
+	{"bp100s", "backpressure, 100 readers + 1 stuck", []row{pubRate, readersDropped, stuckDropped, perReader, cpuPerM}},
+	{"bp1k", "backpressure, 1,000 readers", []row{pubRate, readersDropped, perReader, cpuPerM}},
+	{"bp1ks", "backpressure, 1,000 readers + 1 stuck", []row{pubRate, readersDropped, stuckDropped, perReader, cpuPerM}},
+}
+
+// historyPairs compare each server with itself: history on (the case)
+// over history off (the case with -h0).
+var historyPairs = []struct{ on, off, title string }{
+	{"fanout1k", "fanout1k-h0", "fanout, 1,000 subscribers"},
+	{"fanout5k", "fanout5k-h0", "fanout, 5,000 subscribers"},
 }
 
 func main() {
@@ -116,12 +177,42 @@ func run(dir string, w io.Writer) error {
 			fmt.Fprintf(w, "| %s | %s | %s | %s | %s |\n", c.title, r.label, span(a, r.unit), span(b, r.unit), ratio)
 		}
 	}
+	return historyTable(dir, w)
+}
+
+// historyTable prints, for each server, CPU per delivery with history on
+// and off and the ratio of their medians, if the reports are there.
+func historyTable(dir string, w io.Writer) error {
+	header := false
+	for _, p := range historyPairs {
+		for _, server := range []string{"netkit", "centrifugo"} {
+			on, err := load(dir, server, p.on)
+			if err != nil {
+				return err
+			}
+			off, err := load(dir, server, p.off)
+			if err != nil {
+				return err
+			}
+			a, b := values(on, cpuPerM), values(off, cpuPerM)
+			if len(a) == 0 || len(b) == 0 {
+				continue
+			}
+			if !header {
+				fmt.Fprintln(w)
+				fmt.Fprintln(w, "| case | server | CPU s per 1M, history on | history off | on / off |")
+				fmt.Fprintln(w, "|---|---|---|---|---|")
+				header = true
+			}
+			fmt.Fprintf(w, "| %s | %s | %s | %s | %.2f |\n", p.title, server, span(a, f3), span(b, f3), median(a)/median(b))
+		}
+	}
 	return nil
 }
 
 // load reads the reports of one server and case, in run order.
 func load(dir, server, key string) ([]*bench.Report, error) {
-	paths, err := filepath.Glob(filepath.Join(dir, server+"-"+key+"-*.json"))
+	paths, err := filepath.Glob(filepath.Join(dir, server+"-"+key+"-[0-9]*.json"))
 	if err != nil {
 		return nil, err
 	}
@@ -172,6 +263,7 @@ func median(vs []float64) float64 {
 	return (s[len(s)/2-1] + s[len(s)/2]) / 2
 }
 
+func f0(v float64) string { return fmt.Sprintf("%.0f", v) }
 func f2(v float64) string { return fmt.Sprintf("%.2f", v) }
 func f3(v float64) string { return fmt.Sprintf("%.3f", v) }
 

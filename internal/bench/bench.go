@@ -1,6 +1,7 @@
 // Package bench is a load generator for WebSocket pub/sub servers: the
 // netkit hub, and through other Dialects servers like Centrifugo. It runs
-// one scenario (fanout, backpressure, idle or echo) against a server and
+// one scenario (fanout, backpressure, idle, echo, connect or recover)
+// against a server and
 // returns a Report: throughput, loss, latency percentiles, connection
 // errors and, for a server on this machine, its CPU time and memory from
 // /proc.
@@ -33,6 +34,10 @@ type Config struct {
 	// (http://127.0.0.1:9999); if set, the report includes GET /api/info.
 	API    string
 	APIKey string // bearer key for API
+	// JWTSecret, if set, signs an HS256 token (internal/auth.Sign) for
+	// every connection, each for its own user "bench-N"; the dialect
+	// presents it (netkit: ?token=, Centrifugo: in connect).
+	JWTSecret string
 	// ServerPID is the server's process id when it runs on this machine;
 	// if set, the report includes its CPU time and memory from /proc.
 	ServerPID int
@@ -84,10 +89,10 @@ func (c *Config) validate() error {
 }
 
 // Scenario is one kind of load: *FanoutConfig, *BackpressureConfig,
-// *IdleConfig or *EchoConfig.
+// *IdleConfig, *EchoConfig, *ConnectConfig or *RecoverConfig.
 type Scenario interface {
-	// Name is the scenario's name: "fanout", "backpressure", "idle" or
-	// "echo".
+	// Name is the scenario's name: "fanout", "backpressure", "idle",
+	// "echo", "connect" or "recover".
 	Name() string
 	validate() error
 	connections() int // how many connections it opens at most

@@ -546,3 +546,69 @@ func TestPublisherBlockedWrite(t *testing.T) {
 		t.Errorf("published %d, acknowledged %d; want some, none", rep.Published, rep.Backpressure.Acknowledged)
 	}
 }
+
+func TestConnect(t *testing.T) {
+	checkGoroutines(t)
+	h := hubtest.Start(t, func(c *hub.Config) { c.JWTSecret = "bench-test-secret"; c.AllowAnonymous = false })
+	cfg := config(h)
+	cfg.JWTSecret = "bench-test-secret"
+	cc := bench.ConnectConfig{Connections: 30}
+	rep := run(t, cfg, &cc)
+	if c := rep.Connect; c.Opened != 30 || c.Errors != 0 || c.Dropped != 0 || c.PerSecond <= 0 {
+		t.Errorf("connect = %+v, want 30 opened at some rate, no errors or drops", c)
+	}
+	if l := rep.Latency; l == nil || l.Count != 30 {
+		t.Errorf("handshake latency = %+v, want 30 samples", l)
+	}
+	if s := rep.ServerProc; s == nil || s.Connections != 30 {
+		t.Errorf("server process = %+v, want 30 connections", s)
+	}
+	if tokens, _ := rep.Settings["tokens"].(bool); !tokens {
+		t.Errorf("settings = %v, want tokens: true", rep.Settings)
+	}
+
+	// Without the secret the hub refuses every client (401 before the upgrade).
+	cfg.JWTSecret = ""
+	rep, err := bench.Run(context.Background(), cfg, &cc)
+	if err == nil || rep.Connect.Errors != 30 || !strings.Contains(rep.Connect.FirstError, "bad handshake") {
+		t.Errorf("anonymous connect to a hub that wants tokens: err %v, connect %+v; want 30 errors", err, rep.Connect)
+	}
+}
+
+func TestRecover(t *testing.T) {
+	checkGoroutines(t)
+	tests := []struct {
+		name        string
+		historySize int
+		recovered   bool
+	}{
+		{"history holds them", 100, true},
+		{"history too short", 5, false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			h := hubtest.Start(t, func(c *hub.Config) { c.HistorySize = tc.historySize; c.JoinLeave = false })
+			rc := bench.RecoverConfig{Subscribers: 25, Messages: 20, Size: 100, Channel: "rec"}
+			rep := run(t, config(h), &rc)
+			r := rep.Recover
+			if r == nil || r.Clients != 25 || r.Reconnected != 25 || rep.Published != 20 {
+				t.Fatalf("recover = %+v, published %d; want 25 clients back, 20 published", r, rep.Published)
+			}
+			if tc.recovered {
+				if r.Recovered != 25 || r.Complete != 25 || r.Incomplete != 0 || r.Messages != 25*20 {
+					t.Errorf("recover = %+v, want all 25 recovered with all 20 messages", r)
+				}
+			} else if r.NotRecovered != 25 || r.Recovered != 0 || r.Messages != 0 {
+				t.Errorf("recover = %+v, want 25 recovered:false and no messages", r)
+			}
+			if s := rep.ServerProc; s == nil || s.CPUPerConnect <= 0 {
+				t.Errorf("server process = %+v, want CPU per client", s)
+			}
+			var text strings.Builder
+			rep.WriteText(&text)
+			if !strings.Contains(text.String(), "recovered    ") {
+				t.Errorf("text report lacks the recovered line:\n%s", text.String())
+			}
+		})
+	}
+}

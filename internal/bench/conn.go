@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/netip"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -14,6 +15,8 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+
+	"github.com/netkit/netkit/internal/auth"
 )
 
 // Command ids the generator uses on every connection. Publishes are
@@ -30,6 +33,8 @@ type dialer struct {
 	url     string
 	dialect Dialect
 	timeout time.Duration // for connecting, the handshake and subscribing
+	secret  []byte        // signs a token for each connection, if set
+	users   atomic.Uint64 // numbers the users of signed tokens
 }
 
 // newDialer returns a dialer for cfg. rcvBuf, if > 0, is the SO_RCVBUF
@@ -37,7 +42,7 @@ type dialer struct {
 func newDialer(cfg *Config, rcvBuf int) *dialer {
 	var next atomic.Uint64
 	src := cfg.SourceIPs
-	d := &dialer{url: cfg.URL, dialect: cfg.Dialect, timeout: cfg.Timeout}
+	d := &dialer{url: cfg.URL, dialect: cfg.Dialect, timeout: cfg.Timeout, secret: []byte(cfg.JWTSecret)}
 	d.ws = websocket.Dialer{
 		HandshakeTimeout: cfg.Timeout,
 		ReadBufferSize:   4096,
@@ -65,18 +70,47 @@ func newDialer(cfg *Config, rcvBuf int) *dialer {
 	return d
 }
 
-// dial opens a connection and waits until the server has accepted it.
+// tokenTTL is how long the tokens the generator signs are valid: longer
+// than any run.
+const tokenTTL = 24 * time.Hour
+
+// signToken returns an HS256 token for user "bench-N" (N counts the tokens
+// signed) if the dialer has a secret, else "".
+func (d *dialer) signToken() (string, error) {
+	if len(d.secret) == 0 {
+		return "", nil
+	}
+	user := "bench-" + strconv.FormatUint(d.users.Add(1), 10)
+	return auth.Sign(d.secret, auth.Claims{User: user}, tokenTTL)
+}
+
+// dial opens a connection, with a token of its own if the dialer has a
+// secret, and waits until the server has accepted it.
 func (d *dialer) dial(ctx context.Context) (*conn, error) {
+	token, err := d.signToken()
+	if err != nil {
+		return nil, err
+	}
+	return d.dialToken(ctx, token)
+}
+
+// dialToken opens a connection that presents token ("" for none) and waits
+// until the server has accepted it.
+func (d *dialer) dialToken(ctx context.Context, token string) (*conn, error) {
 	ctx, cancel := context.WithTimeout(ctx, d.timeout)
 	defer cancel()
-	ws, _, err := d.ws.DialContext(ctx, d.url, nil)
+	u, err := d.dialect.URL(d.url, token)
+	if err != nil {
+		return nil, err
+	}
+	ws, _, err := d.ws.DialContext(ctx, u, nil)
 	if err != nil {
 		return nil, err
 	}
 	c := &conn{ws: ws, dialect: d.dialect, rbuf: make([]byte, 0, 4096)}
 	stop := context.AfterFunc(ctx, func() { ws.SetReadDeadline(time.Now()) })
 	defer stop()
-	if err := c.handshake(); err != nil {
+	if err := c.handshake(token); err != nil {
 		ws.Close()
 		if ctx.Err() != nil {
 			err = fmt.Errorf("%w (after %v)", ctx.Err(), d.timeout)
@@ -88,22 +122,30 @@ func (d *dialer) dial(ctx context.Context) (*conn, error) {
 
 // dialSubscribed opens a connection and subscribes it to channel.
 func (d *dialer) dialSubscribed(ctx context.Context, channel string) (*conn, error) {
+	c, _, err := d.dialSubscribe(ctx, d.dialect.Subscribe(nil, idSubscribe, channel))
+	return c, err
+}
+
+// dialSubscribe opens a connection, sends it cmd, a subscribe command with
+// id idSubscribe, and returns the reply's result.
+func (d *dialer) dialSubscribe(ctx context.Context, cmd []byte) (*conn, SubscribeResult, error) {
 	c, err := d.dial(ctx)
 	if err != nil {
-		return nil, err
+		return nil, SubscribeResult{}, err
 	}
 	ctx, cancel := context.WithTimeout(ctx, d.timeout)
 	defer cancel()
 	stop := context.AfterFunc(ctx, func() { c.ws.SetReadDeadline(time.Now()) })
 	defer stop()
-	if err := c.subscribe(channel); err != nil {
+	res, err := c.subscribe(cmd)
+	if err != nil {
 		c.ws.Close()
 		if ctx.Err() != nil {
 			err = fmt.Errorf("subscribe: %w (after %v)", ctx.Err(), d.timeout)
 		}
-		return nil, err
+		return nil, res, err
 	}
-	return c, nil
+	return c, res, nil
 }
 
 // conn is one WebSocket connection to the server. Its reader (one
@@ -121,8 +163,8 @@ type conn struct {
 // errDisconnected is a disconnect push from the server.
 var errDisconnected = errors.New("disconnected by the server")
 
-func (c *conn) handshake() error {
-	if hello := c.dialect.Hello(nil, idHello); len(hello) > 0 {
+func (c *conn) handshake(token string) error {
+	if hello := c.dialect.Hello(nil, idHello, token); len(hello) > 0 {
 		if err := c.write(hello); err != nil {
 			return err
 		}
@@ -144,23 +186,36 @@ func (c *conn) handshake() error {
 	}
 }
 
-func (c *conn) subscribe(channel string) error {
-	if err := c.write(c.dialect.Subscribe(nil, idSubscribe, channel)); err != nil {
-		return fmt.Errorf("subscribe: %w", err)
+// subscribe sends cmd, a subscribe with id idSubscribe, and reads up to
+// its reply. Publications that arrive before the reply are skipped; those
+// that share its frame after it are counted in the result's Publications
+// (messages a server recovers come right after the reply).
+func (c *conn) subscribe(cmd []byte) (SubscribeResult, error) {
+	if err := c.write(cmd); err != nil {
+		return SubscribeResult{}, fmt.Errorf("subscribe: %w", err)
 	}
 	for {
 		evs, err := c.readEvents()
 		if err != nil {
-			return fmt.Errorf("subscribe: %w", err)
+			return SubscribeResult{}, fmt.Errorf("subscribe: %w", err)
 		}
-		for _, ev := range evs {
+		for i, ev := range evs {
 			switch {
 			case ev.Kind == EventReply && ev.ID == idSubscribe:
-				return nil
+				res, err := c.dialect.SubscribeResult(ev.Text)
+				if err != nil {
+					return res, err
+				}
+				for _, after := range evs[i+1:] {
+					if after.Kind == EventPublication {
+						res.Publications++
+					}
+				}
+				return res, nil
 			case ev.Kind == EventError && ev.ID == idSubscribe:
-				return fmt.Errorf("subscribe: %s", ev.Text)
+				return SubscribeResult{}, fmt.Errorf("subscribe: %s", ev.Text)
 			case ev.Kind == EventDisconnect:
-				return fmt.Errorf("subscribe: %w: %s", errDisconnected, ev.Text)
+				return SubscribeResult{}, fmt.Errorf("subscribe: %w: %s", errDisconnected, ev.Text)
 			}
 		}
 	}

@@ -2,6 +2,9 @@ package bench
 
 import (
 	"bytes"
+	"encoding/json"
+	"fmt"
+	"net/url"
 	"strconv"
 )
 
@@ -13,12 +16,23 @@ import (
 type Dialect interface {
 	// Name names the server kind in reports: "netkit".
 	Name() string
+	// URL returns the URL a client with token (a JWT; "" for none) dials:
+	// base, or base with the token in its query if the server takes it
+	// there.
+	URL(base, token string) (string, error)
 	// Hello appends the command a client sends as soon as the WebSocket is
-	// open, with command id id, or returns dst unchanged if the server
-	// speaks first. Either way the connection is ready at an EventReady.
-	Hello(dst []byte, id uint64) []byte
+	// open, with command id id and token if the server takes it there, or
+	// returns dst unchanged if the server speaks first. Either way the
+	// connection is ready at an EventReady.
+	Hello(dst []byte, id uint64, token string) []byte
 	// Subscribe appends a command that subscribes to channel.
 	Subscribe(dst []byte, id uint64, channel string) []byte
+	// SubscribeSince appends a command that subscribes to channel and asks
+	// the server to recover the messages after since.
+	SubscribeSince(dst []byte, id uint64, channel string, since Position) []byte
+	// SubscribeResult reads the reply to a subscribe (an EventReply's
+	// Text).
+	SubscribeResult(reply []byte) (SubscribeResult, error)
 	// Publish appends a command that publishes data, a JSON value, to
 	// channel.
 	Publish(dst []byte, id uint64, channel string, data []byte) []byte
@@ -36,7 +50,7 @@ type EventKind uint8
 const (
 	EventOther       EventKind = iota // nothing to act on: join, leave, unknown
 	EventReady                        // the server accepted the connection
-	EventReply                        // a command with ID succeeded
+	EventReply                        // a command with ID succeeded; Text is the whole object
 	EventError                        // a command with ID failed; Text says why
 	EventPublication                  // a message on a subscribed channel; Data is its payload
 	EventPing                         // the server wants a Pong
@@ -51,7 +65,7 @@ type Event struct {
 	// EventPublication: the published JSON value from its first byte; it
 	// may run on past the value's end.
 	Data []byte
-	Text []byte // EventError, EventDisconnect: the whole object
+	Text []byte // EventReply, EventError, EventDisconnect: the whole object
 	// Client is the server's id of a client, if the dialect knows it:
 	// EventReady, this connection's; EventLeave, the one that left.
 	Client []byte
@@ -65,8 +79,46 @@ type Netkit struct{}
 // Name returns "netkit".
 func (Netkit) Name() string { return "netkit" }
 
-// Hello returns dst: the hub greets first, with a welcome push.
-func (Netkit) Hello(dst []byte, _ uint64) []byte { return dst }
+// Position is where a subscriber is in a channel's stream: the offset of
+// the last message it has and the stream's epoch.
+type Position struct {
+	Offset uint64
+	Epoch  string
+}
+
+// SubscribeResult is what a subscribe's reply says.
+type SubscribeResult struct {
+	Position Position // the channel's current position
+	// Recovered is the server's answer to a SubscribeSince: whether it
+	// recovered every message after since. False for a plain subscribe.
+	Recovered bool
+	// Publications counts the messages the reply itself carries (a server
+	// that puts recovered messages in the reply, as Centrifugo does) and,
+	// once a connection has read the reply, those that followed it in the
+	// same frame. netkit pushes recovered messages in frames of their own
+	// after the reply.
+	Publications int
+}
+
+// URL returns base with token as its "token" query parameter, or base if
+// token is "".
+func (Netkit) URL(base, token string) (string, error) {
+	if token == "" {
+		return base, nil
+	}
+	u, err := url.Parse(base)
+	if err != nil {
+		return "", fmt.Errorf("url: %w", err)
+	}
+	q := u.Query()
+	q.Set("token", token)
+	u.RawQuery = q.Encode()
+	return u.String(), nil
+}
+
+// Hello returns dst: the hub greets first, with a welcome push; the token
+// goes in the URL.
+func (Netkit) Hello(dst []byte, _ uint64, _ string) []byte { return dst }
 
 // Subscribe appends {"id":1,"op":"subscribe","channel":"room"}.
 func (Netkit) Subscribe(dst []byte, id uint64, channel string) []byte {
@@ -75,6 +127,34 @@ func (Netkit) Subscribe(dst []byte, id uint64, channel string) []byte {
 	dst = append(dst, `,"op":"subscribe","channel":`...)
 	dst = strconv.AppendQuote(dst, channel)
 	return append(dst, '}')
+}
+
+// SubscribeSince appends {"id":1,"op":"subscribe","channel":"room",
+// "since":{"offset":41,"epoch":"e"}}.
+func (Netkit) SubscribeSince(dst []byte, id uint64, channel string, since Position) []byte {
+	dst = Netkit{}.Subscribe(dst, id, channel)
+	dst = append(dst[:len(dst)-1], `,"since":{"offset":`...)
+	dst = strconv.AppendUint(dst, since.Offset, 10)
+	dst = append(dst, `,"epoch":`...)
+	dst = strconv.AppendQuote(dst, since.Epoch)
+	return append(dst, "}}"...)
+}
+
+// SubscribeResult reads {"id":1,"result":{"channel":"room","offset":44,
+// "epoch":"e","recovered":true}}.
+func (Netkit) SubscribeResult(reply []byte) (SubscribeResult, error) {
+	var v struct {
+		Result *struct {
+			Offset    uint64 `json:"offset"`
+			Epoch     string `json:"epoch"`
+			Recovered bool   `json:"recovered"`
+		} `json:"result"`
+	}
+	if err := json.Unmarshal(reply, &v); err != nil || v.Result == nil {
+		return SubscribeResult{}, fmt.Errorf("subscribe reply: want {\"result\":{\"offset\":...}}, got %.200s", reply)
+	}
+	r := v.Result
+	return SubscribeResult{Position: Position{Offset: r.Offset, Epoch: r.Epoch}, Recovered: r.Recovered}, nil
 }
 
 // Publish appends {"id":1,"op":"publish","channel":"room","data":...}.
@@ -129,7 +209,7 @@ func netkitEvent(obj []byte) Event {
 		if bytes.HasPrefix(rest, nkError) {
 			return Event{Kind: EventError, ID: id, Text: obj}
 		}
-		return Event{Kind: EventReply, ID: id}
+		return Event{Kind: EventReply, ID: id, Text: obj}
 	case bytes.HasPrefix(obj, nkWelcome):
 		return Event{Kind: EventReady, Client: stringAfter(obj, nkClient)}
 	case bytes.HasPrefix(obj, nkDisconnect):

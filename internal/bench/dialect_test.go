@@ -16,10 +16,12 @@ func TestNetkitCommands(t *testing.T) {
 		got  []byte
 		want string
 	}{
-		{"hello", d.Hello(nil, 1), ""},
+		{"hello", d.Hello(nil, 1, ""), ""},
 		{"subscribe", d.Subscribe(nil, 2, "bench"), `{"id":2,"op":"subscribe","channel":"bench"}`},
 		{"publish", d.Publish(nil, 3, "room", []byte(`{"a":1}`)), `{"id":3,"op":"publish","channel":"room","data":{"a":1}}`},
 		{"pong", d.Pong(nil), ""},
+		{"subscribe since", d.SubscribeSince(nil, 2, "room", Position{Offset: 41, Epoch: "6b1f"}),
+			`{"id":2,"op":"subscribe","channel":"room","since":{"offset":41,"epoch":"6b1f"}}`},
 	} {
 		if string(tc.got) != tc.want {
 			t.Errorf("%s = %s, want %s", tc.name, tc.got, tc.want)
@@ -27,6 +29,44 @@ func TestNetkitCommands(t *testing.T) {
 		if tc.want != "" && !json.Valid(tc.got) {
 			t.Errorf("%s is not valid JSON: %s", tc.name, tc.got)
 		}
+	}
+}
+
+func TestNetkitURL(t *testing.T) {
+	tests := []struct{ base, token, want string }{
+		{"ws://127.0.0.1:9999/ws", "", "ws://127.0.0.1:9999/ws"},
+		{"ws://127.0.0.1:9999/ws", "a.b.c", "ws://127.0.0.1:9999/ws?token=a.b.c"},
+		{"ws://127.0.0.1:9999/ws?x=1", "a.b.c", "ws://127.0.0.1:9999/ws?token=a.b.c&x=1"},
+	}
+	for _, tc := range tests {
+		if got, err := (Netkit{}).URL(tc.base, tc.token); err != nil || got != tc.want {
+			t.Errorf("URL(%q, %q) = %q, %v; want %q", tc.base, tc.token, got, err, tc.want)
+		}
+	}
+}
+
+func TestNetkitSubscribeResult(t *testing.T) {
+	tests := []struct {
+		name, reply string
+		want        SubscribeResult
+	}{
+		{"plain", `{"id":2,"result":{"channel":"room","offset":44,"epoch":"6b1f"}}`,
+			SubscribeResult{Position: Position{Offset: 44, Epoch: "6b1f"}}},
+		{"recovered", `{"id":2,"result":{"channel":"room","offset":44,"epoch":"6b1f","recovered":true}}`,
+			SubscribeResult{Position: Position{Offset: 44, Epoch: "6b1f"}, Recovered: true}},
+		{"not recovered", `{"id":2,"result":{"channel":"room","offset":3,"epoch":"9a","recovered":false}}`,
+			SubscribeResult{Position: Position{Offset: 3, Epoch: "9a"}}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := Netkit{}.SubscribeResult([]byte(tc.reply))
+			if err != nil || got != tc.want {
+				t.Fatalf("SubscribeResult = %+v, %v; want %+v", got, err, tc.want)
+			}
+		})
+	}
+	if _, err := (Netkit{}).SubscribeResult([]byte(`{"id":2,"error":{"code":"forbidden"}}`)); err == nil {
+		t.Error("SubscribeResult of an error: no error")
 	}
 }
 

@@ -33,6 +33,7 @@ type Report struct {
 	Latency *LatencyReport `json:"latency,omitempty"`
 
 	Backpressure *BackpressureReport `json:"backpressure,omitempty"`
+	Recover      *RecoverReport      `json:"recover,omitempty"`
 
 	ServerProc *ServerReport `json:"server_process,omitempty"`
 	Info       *HubInfo      `json:"hub_info,omitempty"`
@@ -47,6 +48,8 @@ type ConnectReport struct {
 	Errors     int     `json:"errors"`
 	FirstError string  `json:"first_error,omitempty"`
 	Seconds    float64 `json:"seconds"` // to open them all
+	// PerSecond is Opened / Seconds (the connect scenario).
+	PerSecond float64 `json:"per_second,omitempty"`
 	// Dropped counts connections that the server closed, or that failed,
 	// while the scenario ran.
 	Dropped int `json:"dropped"`
@@ -125,7 +128,10 @@ type ServerReport struct {
 	// publishing and draining; idle: holding; echo: the round trips).
 	CPUSeconds float64 `json:"cpu_seconds"`
 	// CPUPerMillion is CPUSeconds per million deliveries.
-	CPUPerMillion    float64 `json:"cpu_seconds_per_million,omitempty"`
+	CPUPerMillion float64 `json:"cpu_seconds_per_million,omitempty"`
+	// CPUPerConnect is CPU microseconds per client handled: per connection
+	// opened (connect), per client that reconnected (recover).
+	CPUPerConnect    float64 `json:"cpu_us_per_connect,omitempty"`
 	RSSBefore        int64   `json:"rss_before_bytes"`         // before the first connection
 	RSSAfter         int64   `json:"rss_after_bytes"`          // at the end of the window, connections open
 	Connections      int     `json:"connections"`              // open at the end of the window
@@ -180,7 +186,17 @@ func (r *Report) WriteText(w io.Writer) error {
 	if c.FirstError != "" {
 		line("", "first error: %s", c.FirstError)
 	}
-	if r.Scenario != "idle" {
+	switch r.Scenario {
+	case "connect":
+		line("rate", "%s connections per second", count(uint64(c.PerSecond)))
+	case "recover":
+		line("published", "%s while the subscribers were away, in %.2fs", count(r.Published), r.Elapsed)
+		if rc := r.Recover; rc != nil {
+			writeRecover(line, rc, r.Published)
+		}
+	case "idle":
+		line("held", "%.2fs", r.Elapsed)
+	default:
 		line("published", "%s in %.2fs (%s/s), %s errors",
 			count(r.Published), r.Elapsed, count(uint64(r.PublishedPerSec)), count(r.PublishErrors))
 		drained := ""
@@ -188,8 +204,6 @@ func (r *Report) WriteText(w io.Writer) error {
 			drained = fmt.Sprintf(", drained in %.2fs", r.Drain)
 		}
 		line("delivered", "%s (%s/s)%s", count(r.Delivered), count(uint64(r.DeliveredPerSec)), drained)
-	} else {
-		line("held", "%.2fs", r.Elapsed)
 	}
 	if b := r.Backpressure; b != nil {
 		writeBackpressure(line, b)
@@ -198,11 +212,20 @@ func (r *Report) WriteText(w io.Writer) error {
 		r.writeLoss(line, l)
 	}
 	if l := r.Latency; l != nil && l.Count > 0 {
-		line("latency", "p50 %s  p90 %s  p99 %s  p99.9 %s  max %s  (%s samples)",
+		label := "latency"
+		switch r.Scenario {
+		case "connect":
+			label = "handshake"
+		case "recover":
+			label = "per client"
+		}
+		line(label, "p50 %s  p90 %s  p99 %s  p99.9 %s  max %s  (%s samples)",
 			usec(l.P50), usec(l.P90), usec(l.P99), usec(l.P999), usec(l.Max), count(l.Count))
 	}
 	if s := r.ServerProc; s != nil {
-		if s.CPUPerMillion > 0 {
+		if s.CPUPerConnect > 0 {
+			line("server cpu", "%.2fs, %.0fµs per client (pid %d)", s.CPUSeconds, s.CPUPerConnect, s.PID)
+		} else if s.CPUPerMillion > 0 {
 			line("server cpu", "%.2fs, %.3fs per million deliveries (pid %d)", s.CPUSeconds, s.CPUPerMillion, s.PID)
 		} else {
 			line("server cpu", "%.2fs (pid %d)", s.CPUSeconds, s.PID)
@@ -252,6 +275,16 @@ func (r *Report) writeLoss(line func(label, format string, args ...any), l *Loss
 	}
 	if l.Foreign > 0 {
 		line("", "%s publications from other publishers were ignored", count(l.Foreign))
+	}
+}
+
+func writeRecover(line func(label, format string, args ...any), rc *RecoverReport, missed uint64) {
+	line("reconnected", "%s of %s at once; all done in %.2fs", count(uint64(rc.Reconnected)), count(uint64(rc.Clients)), rc.Seconds)
+	line("recovered", "%s recovered:true, %s recovered:false", count(uint64(rc.Recovered)), count(uint64(rc.NotRecovered)))
+	if rc.Incomplete == 0 {
+		line("messages", "%s clients got all %s missed messages in order (%s in all)", count(uint64(rc.Complete)), count(missed), count(rc.Messages))
+	} else {
+		line("INCOMPLETE", "%s clients said recovered but missed messages; %s got all %s", count(uint64(rc.Incomplete)), count(uint64(rc.Complete)), count(missed))
 	}
 }
 

@@ -81,7 +81,8 @@ run it against your own deployment to size it and to trust it.`,
 }
 
 // ExecuteBenchHub runs the command line of one "netkit bench hub" scenario
-// (args start with fanout, backpressure, idle or echo) against the server that base's URL
+// (args start with fanout, backpressure, idle, echo, connect or recover)
+// against the server that base's URL
 // and Dialect reach, and returns the exit status. Adapters for other
 // servers under bench/ use it, so that every server is measured by the same
 // generator with the same flags. name names the command in help and errors.
@@ -98,7 +99,7 @@ func newBenchHubCmd(setup benchSetup) *cobra.Command {
 	hub := &cobra.Command{
 		Use:   "hub",
 		Short: "Load-test a netkit hub over WebSocket",
-		Long: `Load-test a netkit hub over WebSocket with one of four scenarios:
+		Long: `Load-test a netkit hub over WebSocket with one of six scenarios:
 
   fanout        N subscribers on one channel, P publishers as fast as the
                 hub acknowledges (or at a set rate); throughput, loss,
@@ -110,12 +111,18 @@ func newBenchHubCmd(setup benchSetup) *cobra.Command {
                 connection costs the hub
   echo          one client's publish to its own delivery, one at a time;
                 round trip latency
+  connect       N clients connect (with HS256 tokens given --jwt-secret);
+                connections per second, server CPU per connect
+  recover       N subscribers leave, messages are published, all come
+                back at once and recover them; time and server CPU
 
 ` + benchHelp,
 		Example: `  netkit bench hub fanout --subscribers 1000
   netkit bench hub backpressure --subscribers 1000 --stuck 1
   netkit bench hub idle --connections 10000 --server-pid $(pidof netkit)
-  netkit bench hub echo --count 10000 --json`,
+  netkit bench hub echo --count 10000 --json
+  netkit bench hub connect --connections 1000 --jwt-secret s3cret --server-pid $(pidof netkit)
+  netkit bench hub recover --subscribers 1000 --messages 100`,
 		Args: benchGroupArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error { return cmd.Help() },
 	}
@@ -124,6 +131,8 @@ func newBenchHubCmd(setup benchSetup) *cobra.Command {
 		newBenchBackpressureCmd(setup),
 		newBenchIdleCmd(setup),
 		newBenchEchoCmd(setup),
+		newBenchConnectCmd(setup),
+		newBenchRecoverCmd(setup),
 	)
 	return hub
 }
@@ -281,6 +290,71 @@ round trip's percentiles.
 	return cmd
 }
 
+func newBenchConnectCmd(setup benchSetup) *cobra.Command {
+	sc := bench.DefaultConnect()
+	bf := newBenchFlags(setup.base)
+	cmd := &cobra.Command{
+		Use:   "connect",
+		Short: "Many clients connect with tokens: connections per second, CPU per connect",
+		Long: `Open --connections connections, --concurrency at a time, each with its own
+HS256 token for user bench-N signed with --jwt-secret (none without it),
+and wait for each to complete the handshake (the hub's welcome). The tokens
+are signed before the measured window starts. Reports connections per
+second, errors, the handshake's percentiles (dial to welcome) and with
+--server-pid the hub's CPU time per connect. The connections stay open for
+--hold, then close.
+
+` + benchScenarioHelp,
+		Example: `  # 1000 clients with tokens, the hub's CPU per connect
+  netkit bench hub connect --jwt-secret s3cret --server-pid $(pidof netkit)`,
+		Args: noArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return runBenchCmd(cmd, setup, bf, &sc)
+		},
+	}
+	fs := cmd.Flags()
+	fs.SortFlags = false
+	fs.IntVar(&sc.Connections, "connections", sc.Connections, "connections to open")
+	fs.DurationVar(&sc.Hold, "hold", sc.Hold, "how long to keep them open once all are open")
+	bf.bind(fs)
+	return cmd
+}
+
+func newBenchRecoverCmd(setup benchSetup) *cobra.Command {
+	sc := bench.DefaultRecover()
+	bf := newBenchFlags(setup.base)
+	cmd := &cobra.Command{
+		Use:   "recover",
+		Short: "Subscribers come back at once and recover what they missed",
+		Long: `Open --subscribers connections subscribed to --channel, note each one's
+position (offset and epoch) and close them all. Then publish --messages
+--size-byte messages, one at a time, and reconnect every subscriber at once
+(--concurrency does not apply), each subscribing with since its position.
+
+Reports the time from the reconnect until the last client had every missed
+message, the replies with recovered:true and recovered:false, the clients
+that got all messages in order and once, each client's time from dial to
+its last missed message, and with --server-pid the hub's CPU time over the
+reconnect, per client. The channel needs history (on by default).
+
+` + benchScenarioHelp,
+		Example: `  # 1000 subscribers recover 100 messages, with the hub's CPU time
+  netkit bench hub recover --server-pid $(pidof netkit)`,
+		Args: noArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return runBenchCmd(cmd, setup, bf, &sc)
+		},
+	}
+	fs := cmd.Flags()
+	fs.SortFlags = false
+	fs.IntVar(&sc.Subscribers, "subscribers", sc.Subscribers, "subscriber connections that leave and come back")
+	fs.IntVar(&sc.Messages, "messages", sc.Messages, "messages published while they are away")
+	fs.IntVar(&sc.Size, "size", sc.Size, fmt.Sprintf("`bytes` of each message's data value (%d to %d)", bench.MinSize, bench.MaxSize))
+	fs.StringVar(&sc.Channel, "channel", sc.Channel, "the channel to subscribe and publish on")
+	bf.bind(fs)
+	return cmd
+}
+
 func newBenchFlags(base bench.Config) *benchFlags { return &benchFlags{cfg: base} }
 
 // bind adds the flags every scenario has, after its own.
@@ -289,6 +363,7 @@ func (b *benchFlags) bind(fs *pflag.FlagSet) {
 	fs.StringVar(&c.URL, "url", c.URL, "WebSocket `URL` of the hub")
 	fs.StringVar(&c.API, "api", c.API, "base `URL` of the hub's HTTP API, to report its GET /api/info (http://127.0.0.1:9999)")
 	fs.StringVar(&c.APIKey, "api-key", c.APIKey, "bearer `key` for --api (default $NETKIT_HUB_API_KEY)")
+	fs.StringVar(&c.JWTSecret, "jwt-secret", c.JWTSecret, "HS256 `secret` to sign a token for each connection, user bench-N (default $NETKIT_HUB_JWT_SECRET; none: anonymous)")
 	fs.Var((*pidValue)(&c.ServerPID), "server-pid", "`pid` of the hub on this machine, to report its CPU time and memory")
 	fs.StringVar(&b.sourceIPs, "source-ips", b.sourceIPs, "local `addresses` to dial from in turn: 127.0.0.2,127.0.0.3 or 127.0.0.2-127.0.0.9")
 	fs.DurationVar(&c.Timeout, "timeout", c.Timeout, "time allowed to open, be accepted and subscribe, per connection")
@@ -306,6 +381,9 @@ func runBenchCmd(cmd *cobra.Command, setup benchSetup, bf *benchFlags, sc bench.
 	opts.Config.SourceIPs = ips
 	if opts.Config.APIKey == "" {
 		opts.Config.APIKey = envValue(setup.env, "NETKIT_HUB_API_KEY")
+	}
+	if opts.Config.JWTSecret == "" {
+		opts.Config.JWTSecret = envValue(setup.env, "NETKIT_HUB_JWT_SECRET")
 	}
 	if isBenchTerminal(opts.Stderr) {
 		opts.Config.Progress = opts.Stderr

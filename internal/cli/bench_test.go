@@ -3,6 +3,7 @@ package cli
 import (
 	"bytes"
 	"context"
+	"reflect"
 	"testing"
 	"time"
 
@@ -47,5 +48,37 @@ func TestBenchBackpressureFlags(t *testing.T) {
 	opts, _, _, _ = executeBench(t, "hub", "backpressure")
 	if sc, ok := opts.Scenario.(*bench.BackpressureConfig); !ok || *sc != bench.DefaultBackpressure() {
 		t.Fatalf("scenario = %#v, want the defaults %#v", opts.Scenario, bench.DefaultBackpressure())
+	}
+}
+
+func TestBenchConnectRecoverFlags(t *testing.T) {
+	tests := []struct {
+		name   string
+		args   []string
+		env    string // $NETKIT_HUB_JWT_SECRET
+		want   bench.Scenario
+		secret string
+	}{
+		{"connect", []string{"hub", "connect", "--connections", "500", "--hold", "2s", "--jwt-secret", "s3"},
+			"", &bench.ConnectConfig{Connections: 500, Hold: 2 * time.Second}, "s3"},
+		{"connect defaults, secret from env", []string{"hub", "connect"},
+			"from-env", &bench.ConnectConfig{Connections: 1000}, "from-env"},
+		{"recover", []string{"hub", "recover", "--subscribers", "20", "--messages", "7", "--size", "120", "--channel", "r"},
+			"", &bench.RecoverConfig{Subscribers: 20, Messages: 7, Size: 120, Channel: "r"}, ""},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			var opts *benchOptions
+			runF := func(_ context.Context, o *benchOptions) error { opts = o; return nil }
+			var stdout, stderr bytes.Buffer
+			env := []string{"NETKIT_HUB_JWT_SECRET=" + tc.env}
+			code := run(context.Background(), newBenchCmd(env, runF), tc.args, &stdout, &stderr)
+			if code != 0 || opts == nil {
+				t.Fatalf("exit %d, stderr %q; want the generator to run", code, stderr.String())
+			}
+			if !reflect.DeepEqual(opts.Scenario, tc.want) || opts.Config.JWTSecret != tc.secret {
+				t.Fatalf("scenario = %#v, secret %q; want %#v, %q", opts.Scenario, opts.Config.JWTSecret, tc.want, tc.secret)
+			}
+		})
 	}
 }

@@ -53,6 +53,8 @@ func TestHelp(t *testing.T) {
 		{"bench hub fanout", []string{"bench", "hub", "fanout", "--help"}, "help-bench-hub-fanout.txt"},
 		{"bench hub idle", []string{"bench", "hub", "idle", "--help"}, "help-bench-hub-idle.txt"},
 		{"bench hub echo", []string{"bench", "hub", "echo", "--help"}, "help-bench-hub-echo.txt"},
+		{"bench hub connect", []string{"bench", "hub", "connect", "--help"}, "help-bench-hub-connect.txt"},
+		{"bench hub recover", []string{"bench", "hub", "recover", "--help"}, "help-bench-hub-recover.txt"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
