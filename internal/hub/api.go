@@ -15,6 +15,7 @@ import (
 
 	"github.com/netkit/netkit/internal/history"
 	"github.com/netkit/netkit/internal/protocol"
+	"github.com/netkit/netkit/internal/web"
 )
 
 // statusOf maps error codes to HTTP status codes.
@@ -60,6 +61,13 @@ func (s *Server) routes() http.Handler {
 		mux.Handle(e.path, s.apiHandler(e.method, e.h))
 	}
 	mux.Handle("GET /metrics", s.serveMetrics())
+	page := web.Handler()
+	for _, p := range web.Paths {
+		if p == "/" {
+			p = "/{$}"
+		}
+		mux.Handle("GET "+p, page)
+	}
 	mux.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
 		if !s.authorized(r) {
 			s.apiError(w, http.StatusUnauthorized, unauthorized)
