@@ -5,6 +5,8 @@ import (
 	"io"
 	"net"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/spf13/cobra"
 
 	"github.com/netkit/netkit/internal/config"
@@ -115,7 +117,9 @@ func runHub(ctx context.Context, opts *hubOptions) error {
 	if err != nil {
 		return err // "listen tcp :9999: bind: address already in use"
 	}
-	srv, err := hub.New(cfg.Hub, hub.Options{Logger: log, Version: versionString()})
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	srv, err := hub.New(cfg.Hub, hub.Options{Logger: log, Version: versionString(), Registry: reg})
 	if err != nil {
 		ln.Close()
 		return err

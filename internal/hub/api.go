@@ -15,6 +15,7 @@ import (
 
 	"github.com/netkit/netkit/internal/history"
 	"github.com/netkit/netkit/internal/protocol"
+	"github.com/netkit/netkit/internal/web"
 )
 
 // statusOf maps error codes to HTTP status codes.
@@ -59,12 +60,20 @@ func (s *Server) routes() http.Handler {
 	for _, e := range api {
 		mux.Handle(e.path, s.apiHandler(e.method, e.h))
 	}
+	mux.Handle("GET /metrics", s.serveMetrics())
+	page := web.Handler()
+	for _, p := range web.Paths {
+		if p == "/" {
+			p = "/{$}"
+		}
+		mux.Handle("GET "+p, page)
+	}
 	mux.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
 		if !s.authorized(r) {
-			writeError(w, http.StatusUnauthorized, unauthorized)
+			s.apiError(w, http.StatusUnauthorized, unauthorized)
 			return
 		}
-		writeError(w, http.StatusNotFound, protocol.Errorf(protocol.CodeNotFound, "no API endpoint %s", r.URL.Path))
+		s.apiError(w, http.StatusNotFound, protocol.Errorf(protocol.CodeNotFound, "no API endpoint %s", r.URL.Path))
 	})
 	return mux
 }
@@ -76,17 +85,17 @@ var unauthorized = protocol.Errorf(protocol.CodeUnauthorized, `missing or wrong 
 func (s *Server) apiHandler(method string, h func(*http.Request) (any, *protocol.Error)) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if !s.authorized(r) {
-			writeError(w, http.StatusUnauthorized, unauthorized)
+			s.apiError(w, http.StatusUnauthorized, unauthorized)
 			return
 		}
 		if r.Method != method {
 			w.Header().Set("Allow", method)
-			writeError(w, http.StatusMethodNotAllowed, protocol.Errorf(protocol.CodeMethodNotAllowed, "%s %s: use %s", r.Method, r.URL.Path, method))
+			s.apiError(w, http.StatusMethodNotAllowed, protocol.Errorf(protocol.CodeMethodNotAllowed, "%s %s: use %s", r.Method, r.URL.Path, method))
 			return
 		}
 		v, perr := h(r)
 		if perr != nil {
-			writeError(w, statusOf[perr.Code], perr)
+			s.apiError(w, statusOf[perr.Code], perr)
 			return
 		}
 		writeJSON(w, http.StatusOK, v)
@@ -109,6 +118,12 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	enc := json.NewEncoder(w)
 	enc.SetEscapeHTML(false)
 	enc.Encode(v)
+}
+
+// apiError counts and writes an API error.
+func (s *Server) apiError(w http.ResponseWriter, status int, e *protocol.Error) {
+	s.metrics.failed(e.Code)
+	writeError(w, status, e)
 }
 
 func writeError(w http.ResponseWriter, status int, e *protocol.Error) {
@@ -203,7 +218,9 @@ func (s *Server) apiPublish(r *http.Request) (any, *protocol.Error) {
 	if e := s.waitGates(r.Context(), req.Channel); e != nil {
 		return nil, e
 	}
+	start := s.metrics.start()
 	pos, err := s.broker.Publish(r.Context(), req.Channel, "", protocol.CompactData(req.Data))
+	s.metrics.published(start)
 	if err != nil {
 		return nil, s.internal("publish", err)
 	}
@@ -217,7 +234,12 @@ func (s *Server) waitGates(ctx context.Context, channels ...string) *protocol.Er
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.WriteTimeout)
 	defer cancel()
 	for _, name := range channels {
-		if ch := s.reg.channel(name); ch != nil && !ch.flow.waitOpen(ctx) {
+		ch := s.reg.channel(name)
+		if ch == nil || ch.flow.open() {
+			continue
+		}
+		s.metrics.backpressured(bpAPIWait)
+		if !ch.flow.waitOpen(ctx) {
 			return protocol.Errorf(protocol.CodeUnavailable, "subscribers of %q are not keeping up (waited %s); nothing was published, retry later", name, s.cfg.WriteTimeout)
 		}
 	}
@@ -315,7 +337,9 @@ func (s *Server) apiBroadcast(r *http.Request) (any, *protocol.Error) {
 	data := protocol.CompactData(req.Data)
 	offsets := make(map[string]uint64, len(req.Channels))
 	for _, ch := range req.Channels {
+		start := s.metrics.start()
 		pos, err := s.broker.Publish(r.Context(), ch, "", data)
+		s.metrics.published(start)
 		if err != nil {
 			return nil, s.internal("broadcast", err)
 		}

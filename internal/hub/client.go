@@ -52,9 +52,12 @@ func (c *client) cleanup() {
 		s.unsubscribeBroker(ch, c.info)
 	}
 	level, attrs := slog.LevelDebug, []any{"client", c.info.Client, "user", c.info.User, "remote", c.remote}
+	code := "peer"
 	if d, ok := c.conn.Closed(); ok {
 		level, attrs = slog.LevelInfo, append(attrs, "code", d.Reason, "close_status", d.Status)
+		code = d.Reason
 	}
+	s.metrics.disconnected(code)
 	s.log.Log(context.Background(), level, "client disconnected", attrs...)
 }
 
@@ -68,15 +71,19 @@ func (c *client) OnMessage(msg []byte, binary bool) {
 		c.enqueueReply(errBinary)
 		return
 	}
+	c.srv.metrics.received(len(msg))
 	protocol.ForEachCommand(msg, c.command)
 }
 
 // run runs one command and enqueues its reply.
 func (c *client) run(cmd protocol.Command, perr *protocol.Error) {
 	if perr == nil {
+		start := c.srv.metrics.start()
 		perr = c.handle(cmd)
+		c.srv.metrics.ran(cmd.Op, start)
 	}
 	if perr != nil {
+		c.srv.metrics.failed(perr.Code)
 		c.enqueueReply(protocol.AppendError(nil, cmd.ID, cmd.HasID, perr))
 	}
 }
@@ -93,7 +100,9 @@ func (c *client) handle(cmd protocol.Command) *protocol.Error {
 		if _, perr := c.permit(permPublish, cmd.Channel); perr != nil {
 			return perr
 		}
+		start := c.srv.metrics.start()
 		pos, err := c.srv.broker.Publish(c.ctx, cmd.Channel, c.info.User, cmd.Data)
+		c.srv.metrics.published(start)
 		if err != nil {
 			return c.fail("publish", err)
 		}

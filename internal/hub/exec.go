@@ -48,6 +48,7 @@ func (c *client) command(cmd protocol.Command, perr *protocol.Error) {
 	if perr == nil {
 		perr = c.limit()
 	}
+	c.srv.metrics.command(cmd.Op, perr == nil || cmd.Op != "")
 	if c.srv.inline && c.q.idle() && (perr != nil || c.gateOpen(cmd)) {
 		c.run(cmd, perr)
 		return
@@ -55,6 +56,7 @@ func (c *client) command(cmd protocol.Command, perr *protocol.Error) {
 	// Pause before the command is visible to a worker: a worker that
 	// empties the queue resumes reading after this point.
 	c.conn.SetReadPaused(true)
+	c.srv.metrics.backpressured(bpReadPause)
 	c.q.mu.Lock()
 	c.q.cmds = append(c.q.cmds, queuedCmd{cmd, perr})
 	start := !c.q.active && !c.q.closed
@@ -127,9 +129,11 @@ func (c *client) resumeLocked() {
 // soft limit, c's next commands wait until it has drained.
 func (c *client) enqueueReply(b []byte) {
 	seen := c.flow.drains.Load()
+	c.srv.metrics.sent(outReply, 1, len(b))
 	if c.conn.Enqueue(b) != wsloop.Congested {
 		return
 	}
+	c.srv.metrics.backpressured(bpReplyQueue)
 	c.q.mu.Lock()
 	if c.flow.drains.Load() == seen { // else the drain came first: no OnDrain is due
 		c.q.congested = true

@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/netkit/netkit/internal/hub"
 )
@@ -48,7 +49,11 @@ func runChildHub() int {
 	if t := os.Getenv("NETKIT_BENCH_TRANSPORT"); t != "" {
 		cfg.Transport = t
 	}
-	srv, err := hub.New(cfg, hub.Options{Version: "bench"})
+	opts := hub.Options{Version: "bench", Registry: prometheus.NewRegistry()}
+	if os.Getenv("NETKIT_BENCH_METRICS") == "off" {
+		opts.Registry = nil
+	}
+	srv, err := hub.New(cfg, opts)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1

@@ -103,6 +103,7 @@ func (c *client) hold(ch *channel, seen uint64) {
 	}
 	c.flow.held = append(c.flow.held, ch)
 	ch.flow.hold()
+	c.srv.metrics.backpressured(bpGateHold)
 }
 
 // OnDrain implements wsloop.Handler: c's queue is back under its soft

@@ -155,18 +155,22 @@ func (r *registry) channel(name string) *channel {
 }
 
 // fanOut enqueues push to every subscriber of name except the client with
-// id skip. It holds no lock while it enqueues.
-func (r *registry) fanOut(name string, push []byte, skip string) {
+// id skip, and returns how many it tried. It holds no lock while it
+// enqueues.
+func (r *registry) fanOut(name string, push []byte, skip string) int {
 	ch := r.channel(name)
 	if ch == nil {
-		return
+		return 0
 	}
+	n := 0
 	for _, c := range *ch.subs.Load() {
 		if skip != "" && c.info.Client == skip {
 			continue
 		}
 		c.deliver(push, ch)
+		n++
 	}
+	return n
 }
 
 // userClients returns the clients of user.

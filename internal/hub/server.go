@@ -17,6 +17,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/netkit/netkit/internal/broker"
 	"github.com/netkit/netkit/internal/history"
 	"github.com/netkit/netkit/internal/protocol"
@@ -41,6 +43,10 @@ type Options struct {
 	Broker func(h broker.Handler) (broker.Broker, error)
 	// Pollers is the number of event-loop goroutines; 0 means GOMAXPROCS.
 	Pollers int
+	// Registry gets the hub's metrics, served at GET /metrics. Nil turns
+	// metrics off (and /metrics answers 404). Give each hub of a process
+	// its own registry: prometheus.NewRegistry().
+	Registry *prometheus.Registry
 }
 
 // Server is one hub node. Create it with New and run it with Serve.
@@ -56,7 +62,9 @@ type Server struct {
 	handler  http.Handler
 	layer    *wsloop.Layer // the WebSocket connection layer
 	closings map[wsloop.Reason]wsloop.Closing
-	tls      *tls.Config // nil: plain TCP
+	tls      *tls.Config          // nil: plain TCP
+	registry *prometheus.Registry // nil: no metrics
+	metrics  *metrics             // nil: no metrics (metrics.go)
 
 	inline bool       // the broker never blocks: commands may run on the event loop
 	ns     namespaces // channel options by namespace
@@ -128,6 +136,12 @@ func New(cfg Config, opts Options) (*Server, error) {
 		s.broker = broker.NewMemory(store, s)
 	}
 	s.inline = s.broker.NonBlocking()
+	s.registry = opts.Registry
+	if opts.Registry != nil {
+		if s.metrics, err = newMetrics(opts.Registry, s); err != nil {
+			return nil, err
+		}
+	}
 	if err := s.newLayer(opts.Pollers); err != nil {
 		return nil, err
 	}
@@ -345,6 +359,7 @@ func (s *Server) startClient(c *client) {
 		c.conn.Close(closingFor(protocol.DisconnectShutdown))
 		return
 	}
+	s.metrics.connected()
 	s.log.Debug("client connected", "client", c.info.Client, "user", c.info.User, "remote", c.remote, "path", c.conn.Path())
 	c.conn.Enqueue(protocol.AppendWelcome(nil, protocol.Welcome{Client: c.info.Client, User: c.info.User, Node: s.nodeID, Version: s.version}))
 }
@@ -361,13 +376,14 @@ func (s *Server) upgradeError(w http.ResponseWriter, r *http.Request, status int
 
 // HandlePublication implements broker.Handler: encode once, share the bytes.
 func (s *Server) HandlePublication(p broker.Publication) {
-	s.reg.fanOut(p.Channel, p.Push, "")
+	s.metrics.sent(outPublication, s.reg.fanOut(p.Channel, p.Push, ""), len(p.Push))
 }
 
 // HandleJoinLeave implements broker.Handler. The subject client gets no
 // push about itself.
 func (s *Server) HandleJoinLeave(channel string, join bool, c protocol.ClientInfo) {
-	s.reg.fanOut(channel, protocol.AppendJoinLeave(nil, join, channel, c), c.Client)
+	push := protocol.AppendJoinLeave(nil, join, channel, c)
+	s.metrics.sent(outJoinLeave, s.reg.fanOut(channel, push, c.Client), len(push))
 }
 
 // HandleDirect implements broker.Handler.
@@ -378,6 +394,7 @@ func (s *Server) HandleDirect(user string, push []byte) int {
 			n++
 		}
 	}
+	s.metrics.sent(outDirect, n, len(push))
 	return n
 }
 

@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/netkit/netkit/internal/hub"
 )
@@ -93,7 +94,8 @@ func Start(tb testing.TB, edit func(*hub.Config)) *Hub {
 }
 
 // StartWith is Start with Options (a broker, the number of pollers); the
-// logger and version are filled in.
+// logger and version are filled in, and a fresh metrics registry when
+// opts has none.
 func StartWith(tb testing.TB, edit func(*hub.Config), opts hub.Options) *Hub {
 	tb.Helper()
 	cfg := hub.DefaultConfig()
@@ -107,6 +109,9 @@ func StartWith(tb testing.TB, edit func(*hub.Config), opts hub.Options) *Hub {
 		edit(&cfg)
 	}
 	opts.Logger, opts.Version = testLogger(tb), "test"
+	if opts.Registry == nil {
+		opts.Registry = prometheus.NewRegistry() // every test hub runs its metrics hooks
+	}
 	srv, err := hub.New(cfg, opts)
 	if err != nil {
 		tb.Fatalf("hub.New: %v", err)

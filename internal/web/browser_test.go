@@ -1,0 +1,347 @@
+package web_test
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+
+	"github.com/netkit/netkit/internal/hubtest"
+)
+
+// The browser tests drive Debian's Chromium headless with chromedp. Without
+// Chromium they skip, unless NETKIT_BROWSER=required (set by .ci/run).
+// NETKIT_SCREENSHOTS=DIR keeps the screenshots there instead of the test's
+// temporary directory.
+
+func chromium(t *testing.T) string {
+	t.Helper()
+	for _, name := range []string{"chromium", "chromium-browser", "google-chrome"} {
+		if path, err := exec.LookPath(name); err == nil {
+			return path
+		}
+	}
+	if os.Getenv("NETKIT_BROWSER") == "required" {
+		t.Fatal("chromium not found and NETKIT_BROWSER=required: apt-get install -y chromium")
+	}
+	t.Skip("chromium not found: apt-get install -y chromium to run the browser tests (NETKIT_BROWSER=required makes this a failure)")
+	return ""
+}
+
+// browser starts a headless Chromium with a fresh profile and returns the
+// context of its first tab.
+func browser(t *testing.T) context.Context {
+	t.Helper()
+	opts := []chromedp.ExecAllocatorOption{
+		chromedp.ExecPath(chromium(t)),
+		chromedp.Flag("headless", true),
+		chromedp.Flag("no-sandbox", true),
+		chromedp.Flag("disable-gpu", true),
+		chromedp.Flag("disable-quic", true),
+		chromedp.Flag("no-first-run", true),
+		chromedp.Flag("disable-background-networking", true),
+		chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("disable-sync", true),
+		chromedp.Flag("disable-dev-shm-usage", true),
+		chromedp.UserDataDir(t.TempDir()),
+		chromedp.WindowSize(1280, 800),
+	}
+	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
+	ctx, cancel := chromedp.NewContext(actx, chromedp.WithErrorf(t.Logf))
+	if err := chromedp.Do(ctx); err != nil {
+		cancel()
+		cancelAlloc()
+		t.Fatalf("start chromium: %v", err)
+	}
+	t.Cleanup(func() { cancel(); cancelAlloc() })
+	return ctx
+}
+
+// tab opens another tab of the browser of ctx.
+func tab(t *testing.T, ctx context.Context) context.Context {
+	t.Helper()
+	tctx, cancel := chromedp.NewContext(ctx)
+	t.Cleanup(cancel)
+	// The first run opens the tab, which lives as long as that run's
+	// context: run it without a timeout.
+	if err := chromedp.Do(tctx); err != nil {
+		t.Fatalf("open a tab: %v", err)
+	}
+	return tctx
+}
+
+// run runs actions with a bound on the whole step.
+func run(t *testing.T, ctx context.Context, what string, steps ...chromedp.Action[chromedp.Void]) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	if err := chromedp.Do(ctx, steps...); err != nil {
+		t.Fatalf("%s: %v", what, err)
+	}
+}
+
+// until waits for a JavaScript expression to be true in the page.
+func until(expr string) chromedp.Action[chromedp.Void] {
+	poll := chromedp.Poll[bool](expr, chromedp.WithPollingInterval(50*time.Millisecond))
+	return func(ctx context.Context, tg *chromedp.Target) (chromedp.Void, error) {
+		_, err := poll(ctx, tg)
+		return chromedp.Void{}, err
+	}
+}
+
+// eval evaluates a JavaScript expression in the page.
+func eval[T any](t *testing.T, ctx context.Context, expr string) T {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	v, err := chromedp.Run(ctx, chromedp.Evaluate[T](expr))
+	if err != nil {
+		t.Fatalf("evaluate %s: %v", expr, err)
+	}
+	return v
+}
+
+// text returns the text of the element with id.
+func text(t *testing.T, ctx context.Context, id string) string {
+	t.Helper()
+	return eval[string](t, ctx, fmt.Sprintf("document.getElementById(%q).textContent", id))
+}
+
+// login opens the page and connects as name.
+func login(t *testing.T, ctx context.Context, url, name string) (user string) {
+	t.Helper()
+	run(t, ctx, "log in as "+name,
+		chromedp.Navigate(url+"/?channel=room"),
+		chromedp.WaitVisible("#name"),
+		chromedp.SetValue("#name", name),
+		chromedp.Click("#connect"),
+		chromedp.WaitVisible("#chat"),
+		until(`document.getElementById("state").classList.contains("state-connected")`),
+		until(`document.getElementById("channel-title").textContent === "room"`),
+	)
+	user = text(t, ctx, "me")
+	// "Alice (anon-5a1b2c3d)": the user id is in parentheses.
+	if i := strings.LastIndexByte(user, '('); i >= 0 {
+		user = strings.TrimSuffix(user[i+1:], ")")
+	}
+	return user
+}
+
+func say(t *testing.T, ctx context.Context, msg string) {
+	t.Helper()
+	run(t, ctx, "send "+msg,
+		chromedp.SetValue("#text", msg),
+		chromedp.Click("#send"),
+		until(`document.getElementById("text").value === ""`),
+	)
+}
+
+// seen waits until the page's message list shows s.
+func seen(s string) chromedp.Action[chromedp.Void] {
+	return until(fmt.Sprintf(`document.getElementById("messages").textContent.includes(%q)`, s))
+}
+
+// TestBrowserChat: two pages join a channel, see each other in presence,
+// exchange messages, and show markup as text. Then one page loses its
+// connection, comes back and shows what it missed; when too much was
+// missed for recovery it says so and reloads history.
+func TestBrowserChat(t *testing.T) {
+	bctx := browser(t)
+	h := hubtest.Start(t, nil)
+	px := startProxy(t, h.Addr)
+	url := "http://" + px.addr
+
+	alice, bob := bctx, tab(t, bctx)
+	aliceID := login(t, alice, url, "Alice")
+	bobID := login(t, bob, url, "Bob")
+
+	// Presence: each sees the other.
+	run(t, alice, "alice sees bob", until(fmt.Sprintf(`document.getElementById("presence").textContent.includes(%q)`, bobID)))
+	run(t, bob, "bob sees alice", until(fmt.Sprintf(`document.getElementById("presence").textContent.includes(%q)`, aliceID)))
+	run(t, alice, "alice sees bob join", seen("("+bobID+") joined"))
+
+	say(t, alice, "hello from Alice")
+	run(t, bob, "bob gets it", seen("hello from Alice"))
+	say(t, bob, "hi Alice")
+	run(t, alice, "alice gets it", seen("hi Alice"))
+
+	// Markup in messages and names is text.
+	const evil = `<script>window.__pwned=1</script><img src=x onerror="window.__pwned=2">`
+	say(t, bob, evil)
+	run(t, alice, "alice gets the markup", seen(evil))
+	if eval[bool](t, alice, `window.__pwned !== undefined || document.querySelector("#messages script, #messages img") !== null`) {
+		t.Fatal("message markup became HTML in the page")
+	}
+
+	shot(t, alice, "laptop", 1280, 800)
+	shot(t, alice, "phone", 390, 844)
+
+	// Alice's and Bob's connections drop; while they are away, the API
+	// publishes; both come back and show it.
+	px.hold()
+	px.cutAll()
+	run(t, alice, "alice sees the drop", until(`!document.getElementById("state").classList.contains("state-connected")`))
+	for i := 1; i <= 2; i++ {
+		if st, body := h.API(t, "POST", "/api/publish", map[string]any{"channel": "room", "data": map[string]any{"text": fmt.Sprintf("missed %d", i), "name": "backend"}}); st != http.StatusOK {
+			t.Fatalf("publish: %d %v", st, body)
+		}
+	}
+	px.release()
+	run(t, alice, "alice recovers", until(`document.getElementById("state").classList.contains("state-connected")`), seen("missed 1"), seen("missed 2"))
+	run(t, bob, "bob recovers", seen("missed 2"))
+	if n := text(t, alice, "notice"); strings.Contains(n, "missed") {
+		t.Fatalf("notice after a recovery = %q, want no word of missed messages", n)
+	}
+
+	// Away for more than history keeps (history_size 100): the page says
+	// so and reloads the latest history.
+	px.hold()
+	px.cutAll()
+	run(t, alice, "alice sees the drop", until(`!document.getElementById("state").classList.contains("state-connected")`))
+	for i := 1; i <= 120; i++ {
+		if st, body := h.API(t, "POST", "/api/publish", map[string]any{"channel": "room", "data": map[string]any{"text": fmt.Sprintf("flood %d", i)}}); st != http.StatusOK {
+			t.Fatalf("publish: %d %v", st, body)
+		}
+	}
+	px.release()
+	run(t, alice, "alice is told", until(`document.getElementById("notice").textContent.includes("may have been missed")`), seen("flood 120"))
+	shot(t, alice, "recovery-failed", 1280, 800)
+}
+
+// shot saves a PNG of the page at a window size and logs its path.
+func shot(t *testing.T, ctx context.Context, name string, w, h int64) {
+	t.Helper()
+	dir := os.Getenv("NETKIT_SCREENSHOTS")
+	if dir == "" {
+		dir = t.TempDir()
+	}
+	run(t, ctx, "resize for "+name, chromedp.EmulateViewport(w, h))
+	sctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	png, err := chromedp.Run(sctx, chromedp.CaptureScreenshot())
+	if err != nil {
+		t.Fatalf("screenshot %s: %v", name, err)
+	}
+	path := filepath.Join(dir, fmt.Sprintf("%s-%s.png", t.Name(), name))
+	if err := os.WriteFile(path, png, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("screenshot %dx%d: %s", w, h, path)
+	run(t, ctx, "restore the window", chromedp.EmulateViewport(1280, 800))
+}
+
+// proxy forwards TCP connections on 127.0.0.1 to the hub, so a test can
+// cut the browser's connections and hold it off for a while.
+type proxy struct {
+	addr     string
+	upstream string
+	ln       net.Listener
+	wg       sync.WaitGroup
+
+	mu    sync.Mutex
+	conns map[net.Conn]struct{} // guarded by mu
+	held  bool                  // refuse new connections; guarded by mu
+}
+
+func startProxy(t *testing.T, upstream string) *proxy {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &proxy{addr: ln.Addr().String(), upstream: upstream, ln: ln, conns: make(map[net.Conn]struct{})}
+	p.wg.Add(1)
+	go p.accept()
+	t.Cleanup(func() {
+		ln.Close()
+		p.cutAll()
+		p.wg.Wait()
+	})
+	return p
+}
+
+func (p *proxy) accept() {
+	defer p.wg.Done()
+	for {
+		c, err := p.ln.Accept()
+		if err != nil {
+			return
+		}
+		p.mu.Lock()
+		held := p.held
+		p.mu.Unlock()
+		if held {
+			c.Close()
+			continue
+		}
+		up, err := net.Dial("tcp", p.upstream)
+		if err != nil {
+			c.Close()
+			continue
+		}
+		if !p.track(c, up) {
+			continue
+		}
+		p.wg.Add(2)
+		go p.pipe(c, up)
+		go p.pipe(up, c)
+	}
+}
+
+func (p *proxy) track(conns ...net.Conn) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.held {
+		for _, c := range conns {
+			c.Close()
+		}
+		return false
+	}
+	for _, c := range conns {
+		p.conns[c] = struct{}{}
+	}
+	return true
+}
+
+func (p *proxy) pipe(dst, src net.Conn) {
+	defer p.wg.Done()
+	io.Copy(dst, src) // ends with an error when the test cuts the connection
+	dst.Close()
+	src.Close()
+	p.mu.Lock()
+	delete(p.conns, dst)
+	delete(p.conns, src)
+	p.mu.Unlock()
+}
+
+// cutAll closes every forwarded connection (the hub and the browser see
+// the TCP connection end).
+func (p *proxy) cutAll() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for c := range p.conns {
+		c.Close()
+	}
+}
+
+func (p *proxy) hold() {
+	p.mu.Lock()
+	p.held = true
+	p.mu.Unlock()
+}
+
+func (p *proxy) release() {
+	p.mu.Lock()
+	p.held = false
+	p.mu.Unlock()
+}
