@@ -29,10 +29,11 @@ import (
 // channel published from one node costs one round trip per message; a
 // conflict (another node published) rereads the last message and retries.
 //
-// Delivery. A node with subscribers to a channel has a core NATS
-// subscription on the channel's subject and gets each message once,
-// whatever its number of local subscribers. Each message names the
-// sequence of the one before it (the expected-last header), so a node
+// Delivery. The stream republishes each message it stored on a core
+// subject per channel; a node with subscribers to a channel subscribes to
+// it and gets each message once, whatever its number of local
+// subscribers. Each message names the sequence of the one before it in
+// its channel (a header), so a node
 // that sees offset k+2 after k fetches k+1 from the stream before
 // delivering k+2: no gap, even across a reconnect, and duplicates (offset
 // at or below the last delivered) are dropped.
@@ -78,8 +79,9 @@ func parse(h nats.Header, data []byte) (message, error) {
 	if err != nil {
 		return message{}, fmt.Errorf("natsbroker: message without offset: %w", err)
 	}
-	prev, _ := strconv.ParseUint(h.Get(jetstream.ExpectedLastSubjSeqHeader), 10, 64)
-	return message{prevSeq: prev, offset: off, epoch: h.Get(hdrEpoch), from: h.Get(hdrFrom), data: data}, nil
+	prev, _ := strconv.ParseUint(h.Get(hdrPrev), 10, 64)
+	seq, _ := strconv.ParseUint(h.Get(jetstream.SequenceHeader), 10, 64) // set on republished messages
+	return message{seq: seq, prevSeq: prev, offset: off, epoch: h.Get(hdrEpoch), from: h.Get(hdrFrom), data: data}, nil
 }
 
 func fromRaw(m *jetstream.RawStreamMsg) (message, error) {
@@ -134,6 +136,7 @@ func (b *Broker) Publish(ctx context.Context, channel, from string, data json.Ra
 		m := nats.NewMsg(subj)
 		m.Header.Set(hdrOffset, strconv.FormatUint(ps.off+1, 10))
 		m.Header.Set(hdrEpoch, ps.epoch)
+		m.Header.Set(hdrPrev, strconv.FormatUint(ps.seq, 10))
 		if from != "" {
 			m.Header.Set(hdrFrom, from)
 		}
@@ -344,7 +347,7 @@ func (b *Broker) Subscribe(ctx context.Context, channel string, q *history.Query
 // subscribeSubjects subscribes the node to channel's messages and events
 // and makes sure the server has the interest before returning.
 func (b *Broker) subscribeSubjects(channel string, cs *chanState) error {
-	msgs, err := b.nc.Subscribe(subjChannel+enc(channel), func(m *nats.Msg) { b.onMessage(channel, cs, m) })
+	msgs, err := b.nc.Subscribe(subjStored+enc(channel), func(m *nats.Msg) { b.onMessage(channel, cs, m) })
 	if err != nil {
 		return err
 	}
@@ -415,7 +418,7 @@ func (b *Broker) catchUpLocked(ctx context.Context, a *assets, channel string, c
 }
 
 // fillLocked delivers the messages after cs.last up to offset to, the
-// one at stream sequence seq, walking back along their expected-last
+// one at stream sequence seq, walking back along their Netkit-Prev
 // headers. Messages the stream no longer holds are skipped.
 func (b *Broker) fillLocked(ctx context.Context, a *assets, channel string, cs *chanState, seq, to uint64) error {
 	var missed []message

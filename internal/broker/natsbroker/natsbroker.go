@@ -35,6 +35,7 @@ const (
 	presenceBkt   = "netkit_presence"
 	nodesBucket   = "netkit_nodes"
 	subjChannel   = "netkit.ch."   // + encoded channel: channel messages (the stream)
+	subjStored    = "netkit.rp."   // + encoded channel: the stream republishes what it stored
 	subjJoinLeave = "netkit.jl."   // + encoded channel: join and leave events
 	subjUser      = "netkit.user." // + "send" or "disconnect": direct pushes and disconnects
 )
@@ -45,6 +46,7 @@ const (
 	hdrEpoch  = "Netkit-Epoch"
 	hdrFrom   = "Netkit-From"
 	hdrNode   = "Netkit-Node"
+	hdrPrev   = "Netkit-Prev" // stream sequence of the channel's message before
 )
 
 // Config configures a Broker.
@@ -89,9 +91,9 @@ type Broker struct {
 	onStop  []func() // run by Run when it ends (an embedded server's shutdown)
 
 	setupMu  sync.Mutex
-	assets   *assets     // guarded by setupMu; nil until set up on the current connection
+	assets   *assets            // guarded by setupMu; nil until set up on the current connection
 	usersSub *nats.Subscription // guarded by setupMu; kept across reconnects
-	ready    atomic.Bool // connected and set up
+	ready    atomic.Bool        // connected and set up
 	reconnCh chan struct{}
 
 	mu       sync.Mutex
@@ -299,7 +301,10 @@ func (b *Broker) setup(ctx context.Context) (*assets, error) {
 		MaxBytes:          orUnlimited(b.cfg.MaxBytes),
 		Discard:           jetstream.DiscardOld,
 		AllowDirect:       true,
-		Duplicates:        0,
+		// Nodes get a channel's messages from the stream's republish,
+		// which carries only what the stream stored, in its order: a
+		// publish that lost its compare-and-set race reaches nobody.
+		RePublish: &jetstream.RePublish{Source: subjChannel + ">", Destination: subjStored + ">"},
 	})
 	if err != nil {
 		return nil, fmt.Errorf("natsbroker: stream %s: %w", streamName, err)

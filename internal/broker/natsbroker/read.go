@@ -14,7 +14,7 @@ import (
 
 // read answers q on channel from the stream: the position is the
 // channel's last message; the messages are read newest first by walking
-// their expected-last headers, as far as q needs and the channel's limits
+// their Netkit-Prev headers, as far as q needs and the channel's limits
 // (its namespace's size and TTL, which may be below the stream's) hold
 // them. With messages false only the position is read. It also returns
 // the last message, nil when the channel has none.
