@@ -93,6 +93,9 @@ second signal exits at once.`,
 			}
 			if opts.Embedded {
 				opts.Config.Hub.Broker = hub.BrokerNATSEmbedded
+				if err := opts.Config.Hub.Validate(); err != nil {
+					return err
+				}
 			}
 			opts.Stdout, opts.Stderr = cmd.OutOrStdout(), cmd.ErrOrStderr()
 			if opts.PrintConfig {

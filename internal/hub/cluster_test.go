@@ -2,6 +2,7 @@ package hub_test
 
 import (
 	"fmt"
+	"net"
 	"net/http"
 	"slices"
 	"sync"
@@ -287,4 +288,54 @@ func TestClusterNATSRestart(t *testing.T) {
 	if got, _ := readMessages(t, sub, 20); !slices.Equal(got, span(1, 20)) {
 		t.Fatalf("subscriber across the restart got %v, want 1..20", got)
 	}
+}
+
+// TestClusterEmbedded runs NATS inside one node (hub.broker =
+// nats-embedded) and a second node connected to it: messages cross, and
+// history survives the embedded node's restart on the same directory.
+func TestClusterEmbedded(t *testing.T) {
+	dir := t.TempDir()
+	addr := freeAddr(t)
+	embedded := func() *hubtest.Hub {
+		h := hubtest.Start(t, func(c *hub.Config) {
+			c.Broker = hub.BrokerNATSEmbedded
+			c.NatsEmbeddedDir = dir
+			c.NatsEmbeddedListen = addr
+			c.NodeID = "embedded"
+		})
+		waitReady(t, h, http.StatusOK)
+		return h
+	}
+	first := embedded()
+	other := hubtest.Start(t, func(c *hub.Config) {
+		c.Broker = hub.BrokerNATS
+		c.NatsURL = []string{"nats://" + addr}
+		c.NodeID = "other"
+	})
+	waitReady(t, other, http.StatusOK)
+	c := other.Dial(t)
+	epoch := quiet(t, c, subscribeCmd(1, "e"))["epoch"].(string)
+	publishN(t, first, "e", 3)
+	if got, _ := readMessages(t, c, 3); !slices.Equal(got, span(1, 3)) {
+		t.Fatalf("node 2 got %v from the embedded node, want 1..3", got)
+	}
+	first.Stop(t)
+	waitReady(t, other, http.StatusServiceUnavailable)
+	second := embedded()
+	d := second.Dial(t)
+	res := subscribeSince(t, d, "e", 1, epoch)
+	if res["recovered"] != true || res["offset"] != 3.0 {
+		t.Fatalf("recovery after the embedded node restarted = %v, want recovered at 3", res)
+	}
+}
+
+// freeAddr returns a 127.0.0.1 address with a port free a moment ago.
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
 }
