@@ -15,7 +15,7 @@ import (
 // Server is a test NATS server. It can be stopped and started again on the
 // same port with the same storage, as a restarted server would be.
 type Server struct {
-	t    *testing.T
+	t    testing.TB
 	opts server.Options
 
 	mu  sync.Mutex
@@ -23,7 +23,7 @@ type Server struct {
 }
 
 // Start runs a NATS server with JetStream and stops it in t.Cleanup.
-func Start(t *testing.T) *Server {
+func Start(t testing.TB) *Server {
 	t.Helper()
 	s := &Server{t: t, opts: server.Options{
 		Host:      "127.0.0.1",
