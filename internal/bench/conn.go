@@ -32,9 +32,9 @@ type dialer struct {
 	ws      websocket.Dialer
 	url     string
 	dialect Dialect
-	timeout time.Duration // for connecting, the handshake and subscribing
-	secret  []byte        // signs a token for each connection, if set
-	users   atomic.Uint64 // numbers the users of signed tokens
+	timeout time.Duration  // for connecting, the handshake and subscribing
+	secret  []byte         // signs a token for each connection, if set
+	users   *atomic.Uint64 // numbers the users of signed tokens; shared by copies
 }
 
 // newDialer returns a dialer for cfg. rcvBuf, if > 0, is the SO_RCVBUF
@@ -42,7 +42,7 @@ type dialer struct {
 func newDialer(cfg *Config, rcvBuf int) *dialer {
 	var next atomic.Uint64
 	src := cfg.SourceIPs
-	d := &dialer{url: cfg.URL, dialect: cfg.Dialect, timeout: cfg.Timeout, secret: []byte(cfg.JWTSecret)}
+	d := &dialer{url: cfg.URL, dialect: cfg.Dialect, timeout: cfg.Timeout, secret: []byte(cfg.JWTSecret), users: new(atomic.Uint64)}
 	d.ws = websocket.Dialer{
 		HandshakeTimeout: cfg.Timeout,
 		ReadBufferSize:   4096,

@@ -26,6 +26,10 @@ type FanoutConfig struct {
 	// and deliveries still in flight. What has not arrived then is lost.
 	Drain   time.Duration
 	Channel string
+	// PublishURL, when set, is where the publishers connect instead of
+	// Config.URL: another node of a cluster, so that every message crosses
+	// the nodes' broker.
+	PublishURL string
 }
 
 // DefaultFanout returns 1000 subscribers, one publisher, 100-byte messages
@@ -206,8 +210,14 @@ func (f *fanout) connect(ctx context.Context) error {
 		return nil
 	}, &st)
 	subsOpened := int(st.opened.Load())
+	pd := r.dialer
+	if c.PublishURL != "" {
+		d := *r.dialer
+		d.url = c.PublishURL
+		pd = &d
+	}
 	dialMany(ctx, c.Publishers, r.cfg.Concurrency, func(ctx context.Context, i int) error {
-		conn, err := r.dialer.dial(ctx)
+		conn, err := pd.dial(ctx)
 		if err != nil {
 			return err
 		}

@@ -176,6 +176,7 @@ to delivery, over all deliveries.
 	fs.DurationVar(&sc.Duration, "duration", sc.Duration, "how long to publish")
 	fs.DurationVar(&sc.Drain, "drain", sc.Drain, "how long to wait for messages in flight after publishing stops")
 	fs.StringVar(&sc.Channel, "channel", sc.Channel, "the channel to publish on")
+	fs.StringVar(&sc.PublishURL, "publish-url", "", "WebSocket `URL` the publishers connect to instead of --url: another node of a cluster, so every message crosses the broker")
 	bf.bind(fs)
 	return cmd
 }

@@ -31,6 +31,7 @@ type hubOptions struct {
 	Config      hubConfig // defaults < --config file < NETKIT_* < flags
 	ConfigFile  string    // --config
 	PrintConfig bool      // --print-config
+	Embedded    bool      // --nats-embedded: hub.broker = "nats-embedded"
 	Stdout      io.Writer
 	Stderr      io.Writer // the log
 }
@@ -82,11 +83,21 @@ second signal exits at once.`,
   NETKIT_HUB_API_KEY=secret netkit hub --config hub.toml
 
   # Write the settings to a file to start from
-  netkit hub --print-config > hub.toml`,
+  netkit hub --print-config > hub.toml
+
+  # Cluster: this node runs NATS for the others (docs/cluster.md)
+  netkit hub --nats-embedded --nats-embedded-listen 0.0.0.0:4222
+  netkit hub --broker nats --nats-url nats://10.0.0.1:4222`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if err := loader.Load(opts.ConfigFile, env); err != nil {
 				return err
+			}
+			if opts.Embedded {
+				opts.Config.Hub.Broker = hub.BrokerNATSEmbedded
+				if err := opts.Config.Hub.Validate(); err != nil {
+					return err
+				}
 			}
 			opts.Stdout, opts.Stderr = cmd.OutOrStdout(), cmd.ErrOrStderr()
 			if opts.PrintConfig {
@@ -102,6 +113,7 @@ second signal exits at once.`,
 	fs.SortFlags = false
 	fs.StringVar(&opts.ConfigFile, "config", "", "read settings from this TOML `file`")
 	fs.BoolVar(&opts.PrintConfig, "print-config", false, "print the effective settings as a commented TOML file and exit")
+	fs.BoolVar(&opts.Embedded, "nats-embedded", false, `run a NATS server with JetStream in this process and use it (same as --broker nats-embedded); other nodes connect to --nats-embedded-listen`)
 	if err := loader.BindFlags(fs, "hub"); err != nil {
 		panic(err)
 	}

@@ -175,6 +175,24 @@ func TestHubBadSettings(t *testing.T) {
 			},
 		},
 		{
+			name: "nats broker without a URL",
+			args: []string{"--broker", "nats", "--nats-user", "u"},
+			want: []string{
+				`netkit hub: hub.nats_url: hub.broker = "nats" needs at least one URL like "nats://127.0.0.1:4222"`,
+				`netkit hub: hub.nats_user: want nats_user and nats_password both set or both empty`,
+			},
+		},
+		{
+			name: "unknown broker",
+			env:  []string{"NETKIT_HUB_BROKER=redis"},
+			want: []string{`netkit hub: hub.broker: want "memory", "nats" or "nats-embedded", got "redis"`},
+		},
+		{
+			name: "embedded listen",
+			args: []string{"--nats-embedded", "--nats-embedded-listen", "4222"},
+			want: []string{`netkit hub: hub.nats_embedded_listen: want an address like "127.0.0.1:4222", got "4222"`},
+		},
+		{
 			name: "missing file",
 			args: []string{"--config", "/nonexistent/hub.toml"},
 			want: []string{`netkit hub: config: open /nonexistent/hub.toml: no such file or directory`},

@@ -42,6 +42,12 @@ func (s *Server) routes() http.Handler {
 			writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "draining"})
 			return
 		}
+		if r, ok := s.broker.(interface{ Ready() error }); ok {
+			if err := r.Ready(); err != nil {
+				writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "broker unavailable", "error": err.Error()})
+				return
+			}
+		}
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
 	})
 	api := []struct {

@@ -3,6 +3,7 @@ package hub
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"log/slog"
 	"strconv"
 
@@ -277,6 +278,11 @@ func (c *client) fail(op string, err error) *protocol.Error {
 
 // internal logs err and returns the error a client sees.
 func (s *Server) internal(op string, err error) *protocol.Error {
+	var perr *protocol.Error
+	if errors.As(err, &perr) && perr.Code == protocol.CodeUnavailable { // the broker cannot be reached
+		s.log.Warn("command failed", "op", op, "err", err)
+		return perr
+	}
 	s.log.Error("command failed", "op", op, "err", err)
 	return protocol.Errorf(protocol.CodeInternal, "%s failed; see the hub's log", op)
 }

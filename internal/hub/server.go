@@ -127,6 +127,12 @@ func New(cfg Config, opts Options) (*Server, error) {
 			return nil, fmt.Errorf("hub: broker: %w", err)
 		}
 		s.broker = b
+	} else if cfg.Broker == BrokerNATS || cfg.Broker == BrokerNATSEmbedded {
+		b, err := s.newNATSBroker(s)
+		if err != nil {
+			return nil, fmt.Errorf("hub: broker: %w", err)
+		}
+		s.broker = b
 	} else {
 		store := history.NewMemory(history.MemoryConfig{
 			MaxBytes: cfg.HistoryMaxBytes,

@@ -1,0 +1,58 @@
+package natsbroker_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/netkit/netkit/internal/broker"
+	"github.com/netkit/netkit/internal/broker/brokertest"
+	"github.com/netkit/netkit/internal/broker/natsbroker"
+	"github.com/netkit/netkit/internal/history"
+	"github.com/netkit/netkit/internal/natstest"
+)
+
+// BenchmarkPublish is one publish, acknowledged, to a channel with one
+// local subscriber, on the memory broker and on the NATS broker (one
+// node, an in-process nats-server): the cost of cluster mode per message.
+func BenchmarkPublish(b *testing.B) {
+	cases := []struct {
+		name string
+		mk   func(b *testing.B, h broker.Handler) broker.Broker
+	}{
+		{"memory", func(b *testing.B, h broker.Handler) broker.Broker {
+			return broker.NewMemory(history.NewMemory(history.MemoryConfig{IdleTTL: time.Minute}), h)
+		}},
+		{"nats", func(b *testing.B, h broker.Handler) broker.Broker {
+			srv := natstest.Start(b)
+			nb, err := natsbroker.New(natsbroker.Config{URLs: []string{srv.URL()}}, h)
+			if err != nil {
+				b.Fatal(err)
+			}
+			ctx, cancel := context.WithCancel(context.Background())
+			done := make(chan error, 1)
+			go func() { done <- nb.Run(ctx) }()
+			b.Cleanup(func() { cancel(); <-done })
+			for nb.Ready() != nil {
+				time.Sleep(10 * time.Millisecond)
+			}
+			return nb
+		}},
+	}
+	data := []byte(`{"text":"a message of about a hundred bytes, like the fan-out benchmarks send: 0123456789"}`)
+	for _, tc := range cases {
+		b.Run(tc.name, func(b *testing.B) {
+			br := tc.mk(b, brokertest.NewRecorder())
+			ctx := context.Background()
+			if err := br.Subscribe(ctx, "bench", nil, func(history.Result) {}); err != nil {
+				b.Fatal(err)
+			}
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := br.Publish(ctx, "bench", "u", data); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
