@@ -361,6 +361,13 @@ func (c *goConn) writeLoop() {
 			c.finish()
 			return
 		case <-c.ready:
+			if c.isClosing() {
+				// select picks at random among ready cases: after a failed
+				// write (which leaves half a frame) nothing but finish may
+				// write again.
+				c.finish()
+				return
+			}
 			if err := c.service(); err != nil {
 				// A write that failed may have left half a frame: nothing
 				// more can be sent. A timeout is a slow consumer.
