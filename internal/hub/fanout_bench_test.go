@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"runtime/pprof"
 	"strconv"
 	"strings"
@@ -31,7 +32,9 @@ const benchHubEnv = "NETKIT_BENCH_CHILD_HUB"
 
 // runChildHub serves a hub on 127.0.0.1:0, prints its address, and stops
 // when stdin closes. NETKIT_BENCH_CPUPROFILE=FILE writes the hub's CPU
-// profile; NETKIT_BENCH_TRANSPORT picks hub.transport.
+// profile, NETKIT_BENCH_HEAPPROFILE=FILE its heap profile when stdin
+// closes (before the connections end) and NETKIT_BENCH_MEMSTATS=1 prints
+// its runtime.MemStats then; NETKIT_BENCH_TRANSPORT picks hub.transport.
 func runChildHub() int {
 	if path := os.Getenv("NETKIT_BENCH_CPUPROFILE"); path != "" {
 		f, err := os.Create(path)
@@ -41,6 +44,9 @@ func runChildHub() int {
 		}
 		pprof.StartCPUProfile(f)
 		defer func() { pprof.StopCPUProfile(); f.Close() }()
+	}
+	if os.Getenv("NETKIT_BENCH_HEAPPROFILE") != "" {
+		runtime.MemProfileRate = 1 // every allocation, for a per-connection account
 	}
 	cfg := hub.DefaultConfig()
 	cfg.APIKey = "bench"
@@ -64,7 +70,23 @@ func runChildHub() int {
 		return 1
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	go func() { bufio.NewReader(os.Stdin).ReadByte(); cancel() }()
+	go func() {
+		bufio.NewReader(os.Stdin).ReadByte()
+		if os.Getenv("NETKIT_BENCH_MEMSTATS") != "" {
+			var m runtime.MemStats
+			runtime.ReadMemStats(&m)
+			fmt.Fprintf(os.Stderr, "memstats: heapalloc %d heapinuse %d heapidle %d heapreleased %d stackinuse %d mspan %d gcsys %d other %d sys %d nextgc %d numgc %d\n",
+				m.HeapAlloc, m.HeapInuse, m.HeapIdle, m.HeapReleased, m.StackInuse, m.MSpanInuse, m.GCSys, m.OtherSys, m.Sys, m.NextGC, m.NumGC)
+		}
+		if path := os.Getenv("NETKIT_BENCH_HEAPPROFILE"); path != "" {
+			if f, err := os.Create(path); err == nil {
+				runtime.GC()
+				pprof.WriteHeapProfile(f)
+				f.Close()
+			}
+		}
+		cancel()
+	}()
 	fmt.Println(ln.Addr().String())
 	if err := srv.Serve(ctx, ln); err != nil {
 		fmt.Fprintln(os.Stderr, err)
