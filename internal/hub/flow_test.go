@@ -178,6 +178,23 @@ func TestStuckReaderDropped(t *testing.T) {
 		}
 		return nil
 	})
+	// The metrics saw it: the stuck reader held the channel's gate, its
+	// queue went past the limit, and it left as a slow consumer.
+	testenv.WaitFor(t, 10*time.Second, func() error {
+		m := scrape(t, h)
+		for _, w := range []struct {
+			sample string
+			min    float64
+		}{
+			{`netkit_hub_disconnects_total{code="slow_consumer"}`, 1},
+			{`netkit_hub_backpressure_events_total{kind="gate_hold"}`, 1},
+		} {
+			if m[w.sample] < w.min {
+				return fmt.Errorf("%s = %v, want at least %v", w.sample, m[w.sample], w.min)
+			}
+		}
+		return nil
+	})
 }
 
 // TestAPIPublishWaitsForReaders publishes over the HTTP API to a channel
