@@ -184,8 +184,9 @@ func noMarkup(t *testing.T, ctx context.Context, who string) {
 	}
 }
 
-// TestBrowserChat: two pages join a channel, see each other in presence,
-// exchange messages and a direct message, and show markup in messages and
+// TestBrowserChat: two pages join a channel, the second sees its recent
+// history, they see each other in presence, exchange messages and a direct
+// message, and show markup in messages and
 // names as text; the status view shows the hub's figures. Then Alice's
 // connection drops; while she is away Bob and the API publish; she comes
 // back and shows what she missed.
@@ -195,7 +196,9 @@ func TestBrowserChat(t *testing.T) {
 	px := startProxy(t, h.Addr) // Alice's way to the hub, cut at will
 	alice, bob := bctx, tab(t, bctx)
 	aliceID := login(t, alice, "http://"+px.addr, "Alice")
+	say(t, alice, "early bird")
 	bobID := login(t, bob, h.HTTPURL, evilName)
+	run(t, bob, "bob sees the history on joining", seen("early bird"))
 
 	// Presence: each sees the other; Alice saw Bob join. Names travel in
 	// messages, so before Bob writes Alice knows only his user id.
