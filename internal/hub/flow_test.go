@@ -178,20 +178,13 @@ func TestStuckReaderDropped(t *testing.T) {
 		}
 		return nil
 	})
-	// The metrics saw it: the stuck reader held the channel's gate, its
-	// queue went past the limit, and it left as a slow consumer.
+	// The metrics saw it leave as a slow consumer. (Whether it held the
+	// channel's gate first depends on the path: the goroutine path may
+	// time out its blocked write before its queue is over the limit.)
 	testenv.WaitFor(t, 10*time.Second, func() error {
-		m := scrape(t, h)
-		for _, w := range []struct {
-			sample string
-			min    float64
-		}{
-			{`netkit_hub_disconnects_total{code="slow_consumer"}`, 1},
-			{`netkit_hub_backpressure_events_total{kind="gate_hold"}`, 1},
-		} {
-			if m[w.sample] < w.min {
-				return fmt.Errorf("%s = %v, want at least %v", w.sample, m[w.sample], w.min)
-			}
+		const sample = `netkit_hub_disconnects_total{code="slow_consumer"}`
+		if v := scrape(t, h)[sample]; v < 1 {
+			return fmt.Errorf("%s = %v, want at least 1", sample, v)
 		}
 		return nil
 	})
