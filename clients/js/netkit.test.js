@@ -2,7 +2,7 @@
 //
 //   node --experimental-websocket --test clients/js/
 //
-// With NETKIT_URL set (as the Go test internal/web/node_test.go does) they
+// With NETKIT_URL set (as the Go test TestNodeClient in internal/web does) they
 // use that hub; without it they start one with `go run ./cmd/netkit hub`
 // on 127.0.0.1 and a free port (built with go build, then run).
 import { test, before, after } from "node:test";

@@ -163,6 +163,19 @@ func BenchmarkFanout(b *testing.B) {
 	}
 }
 
+// BenchmarkFanoutMetrics is BenchmarkFanout's 1000 subscribers with the
+// hub's metrics on and off (NETKIT_BENCH_METRICS), to see what they cost.
+// Run it several times with -count 1 rather than once with -count N, so the
+// two alternate on a noisy machine.
+func BenchmarkFanoutMetrics(b *testing.B) {
+	for _, m := range []string{"on", "off"} {
+		b.Run("metrics="+m, func(b *testing.B) {
+			b.Setenv("NETKIT_BENCH_METRICS", m)
+			benchFanout(b, 1000, "object")
+		})
+	}
+}
+
 func benchFanout(b *testing.B, nsubs int, frames string) {
 	h := startChildHub(b)
 	url := "ws://" + h.addr + "/ws?frames=" + frames

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/netkit/netkit/internal/history"
 	"github.com/netkit/netkit/internal/protocol"
 	"github.com/netkit/netkit/internal/wsloop"
@@ -23,17 +25,33 @@ func (q *queueConn) Close(wsloop.Closing)             {}
 func (q *queueConn) Abort()                           {}
 func (q *queueConn) Closed() (wsloop.Closing, bool)   { return wsloop.Closing{}, false }
 func (q *queueConn) SetReadPaused(bool)               {}
+func (q *queueConn) QueuePeak() int                   { return q.out.Peak() }
 func (q *queueConn) RemoteAddr() string               { return "" }
 func (q *queueConn) Path() string                     { return "queue" }
 
 // BenchmarkFanoutLocal publishes 100-byte messages to a channel with 1000
 // local subscribers: offset, encoding, and a queue push per subscriber.
 // One op is one publication; allocs/op must not grow with subscribers.
+// metrics=on runs the hub with a Prometheus registry, metrics=off without.
 func BenchmarkFanoutLocal(b *testing.B) {
+	for _, on := range []bool{false, true} {
+		name := "metrics=off"
+		if on {
+			name = "metrics=on"
+		}
+		b.Run(name, func(b *testing.B) { benchFanoutLocal(b, on) })
+	}
+}
+
+func benchFanoutLocal(b *testing.B, metrics bool) {
 	const subscribers = 1000
 	cfg := DefaultConfig()
 	cfg.Transport = TransportGoroutine
-	s, err := New(cfg, Options{})
+	var opts Options
+	if metrics {
+		opts.Registry = prometheus.NewRegistry()
+	}
+	s, err := New(cfg, opts)
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -178,6 +178,16 @@ func TestStuckReaderDropped(t *testing.T) {
 		}
 		return nil
 	})
+	// The metrics saw it leave as a slow consumer. (Whether it held the
+	// channel's gate first depends on the path: the goroutine path may
+	// time out its blocked write before its queue is over the limit.)
+	testenv.WaitFor(t, 10*time.Second, func() error {
+		const sample = `netkit_hub_disconnects_total{code="slow_consumer"}`
+		if v := scrape(t, h)[sample]; v < 1 {
+			return fmt.Errorf("%s = %v, want at least 1", sample, v)
+		}
+		return nil
+	})
 }
 
 // TestAPIPublishWaitsForReaders publishes over the HTTP API to a channel

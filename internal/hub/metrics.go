@@ -9,6 +9,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/netkit/netkit/internal/protocol"
+	"github.com/netkit/netkit/internal/wsloop"
 )
 
 // Metrics. Every counter is a prometheus child resolved once in
@@ -129,6 +130,7 @@ func newMetrics(reg prometheus.Registerer, s *Server) (*metrics, error) {
 		gauge("connections", "WebSocket connections open now.", func() float64 { n, _, _ := s.reg.stats(); return float64(n) }),
 		gauge("channels", "Channels with local subscribers now.", func() float64 { _, n, _ := s.reg.stats(); return float64(n) }),
 		gauge("subscriptions", "Subscriptions of local clients now.", func() float64 { _, _, n := s.reg.stats(); return float64(n) }),
+		gauge("queue_high_water_messages", "The most server objects any open connection's outbound queue has held at once since it connected (hub.queue_messages is the soft limit, twice it drops the connection).", func() float64 { return float64(s.reg.queuePeak()) }),
 		gauge("gates_closed", "Channels whose publishers are held now because a subscriber is over its soft limit.", func() float64 { return float64(s.reg.closedGates()) }),
 	}
 	for _, c := range cs {
@@ -235,6 +237,23 @@ func (r *registry) closedGates() int {
 		}
 	}
 	return n
+}
+
+// queuePeak returns the highest outbound queue high-water mark of the
+// clients connected now. It copies the client list under the lock and asks
+// each queue outside it.
+func (r *registry) queuePeak() int {
+	r.mu.RLock()
+	conns := make([]wsloop.Conn, 0, len(r.clients))
+	for c := range r.clients {
+		conns = append(conns, c.conn)
+	}
+	r.mu.RUnlock()
+	peak := 0
+	for _, c := range conns {
+		peak = max(peak, c.QueuePeak())
+	}
+	return peak
 }
 
 // serveMetrics answers GET /metrics from the registry of Options.Registry,

@@ -84,6 +84,7 @@ func TestMetricsMove(t *testing.T) {
 		{`netkit_hub_connections`, 1},
 		{`netkit_hub_channels`, 1},
 		{`netkit_hub_subscriptions`, 1},
+		{`netkit_hub_queue_high_water_messages`, 1}, // a's welcome at least
 	}
 	var got map[string]float64
 	testenv.WaitFor(t, 10*time.Second, func() error { // the disconnect is counted after the socket closes

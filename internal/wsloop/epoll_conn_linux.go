@@ -116,6 +116,9 @@ func (c *epollConn) SetReadPaused(paused bool) {
 	}
 }
 
+// QueuePeak implements Conn.
+func (c *epollConn) QueuePeak() int { return c.out.Peak() }
+
 // RemoteAddr returns the peer's address.
 func (c *epollConn) RemoteAddr() string { return c.remote }
 

@@ -189,6 +189,9 @@ func (c *goConn) SetReadPaused(paused bool) {
 	}
 }
 
+// QueuePeak implements Conn.
+func (c *goConn) QueuePeak() int { return c.out.Peak() }
+
 // RemoteAddr returns the peer's address.
 func (c *goConn) RemoteAddr() string { return c.remote }
 

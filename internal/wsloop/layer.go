@@ -175,6 +175,9 @@ type Conn interface {
 	// further message is handed to OnMessage and the read (pong) deadline
 	// does not run. Frames already read are kept for after the pause.
 	SetReadPaused(paused bool)
+	// QueuePeak is the most server objects the connection's outbound
+	// queue has held at once since it was upgraded.
+	QueuePeak() int
 	// RemoteAddr is the peer's address as the HTTP request gave it.
 	RemoteAddr() string
 	// Path is "epoll" or "goroutine", for logs and tests.

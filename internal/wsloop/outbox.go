@@ -30,6 +30,7 @@ type Outbox struct {
 	waiting   bool     // registered with total for a recheck; guarded by mu
 	spare     [][]byte // an empty slice to install at the next Take; guarded by mu
 	hint      int      // size of the last batch taken; guarded by mu
+	peak      int      // most objects queued at once so far; guarded by mu
 }
 
 // total is the byte count over all connections of a Layer, with the
@@ -105,6 +106,7 @@ func (o *Outbox) Push(b []byte) (p Pressure, activate bool) {
 	}
 	o.items = append(o.items, b)
 	o.size += n
+	o.peak = max(o.peak, len(o.items))
 	o.total.add(n)
 	activate = !o.active
 	o.active = true
@@ -117,6 +119,14 @@ func (o *Outbox) Push(b []byte) (p Pressure, activate bool) {
 		o.overSince = time.Now().UnixNano()
 	}
 	return Congested, activate
+}
+
+// Peak returns the most objects the outbox has held at once since it was
+// made: its high-water mark.
+func (o *Outbox) Peak() int {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.peak
 }
 
 // Activate marks the consumer active and reports whether it was idle (the

@@ -83,3 +83,17 @@ func TestOutboxTotal(t *testing.T) {
 		t.Fatalf("total = %d after everything left, want 0", n)
 	}
 }
+
+// TestOutboxPeak: the high-water mark is the most objects queued at once,
+// and stays after the queue is taken.
+func TestOutboxPeak(t *testing.T) {
+	o := NewOutbox(8, 1<<20)
+	for range 3 {
+		o.Push([]byte("x"))
+	}
+	o.Recycle(o.Take())
+	o.Push([]byte("y"))
+	if got := o.Peak(); got != 3 {
+		t.Fatalf("Peak = %d, want 3", got)
+	}
+}

@@ -10,7 +10,7 @@ const DIRECT = "direct messages"; // a pseudo-channel: no channel name has a spa
 let hub = null;
 let name = "";
 let current = "";
-const channels = new Map(); // name -> {entries: [], offsets: Set, presence: Map(client -> user)}
+const channels = new Map(); // name -> {entries: [], offsets: Set, presence: Map(client -> user), unread}
 const names = new Map(); // user id -> display name seen in their messages
 
 function el(tag, cls, text) {
@@ -36,13 +36,14 @@ function setState(text, cls) {
 function chan(name) {
   let c = channels.get(name);
   if (!c) {
-    c = { entries: [], offsets: new Set(), presence: new Map() };
+    c = { entries: [], offsets: new Set(), presence: new Map(), unread: false };
     channels.set(name, c);
   }
   return c;
 }
 
 function addEntry(channel, entry) {
+  if (channel !== DIRECT && !channels.has(channel)) return; // left meanwhile
   const c = chan(channel);
   if (entry.offset !== undefined) {
     if (c.offsets.has(entry.offset)) return;
@@ -67,7 +68,10 @@ function messageEntry(m) {
   } else {
     text = typeof data === "string" ? data : JSON.stringify(data);
   }
-  if (display && m.from) names.set(m.from, display);
+  if (display && m.from && names.get(m.from) !== display) {
+    names.set(m.from, display);
+    queueMicrotask(renderPresence); // show the name they go by
+  }
   return { kind: "message", offset: m.offset, from: m.from || "", name: display || "", text: String(text) };
 }
 
@@ -87,6 +91,7 @@ function renderEntry(entry, scroll) {
 }
 
 function renderChannel() {
+  if (current) chan(current).unread = false;
   $("channel-title").textContent = current || "–";
   $("leave").hidden = !current || current === DIRECT;
   $("send-form").hidden = !current || current === DIRECT;
@@ -101,9 +106,9 @@ function renderChannel() {
 function renderChannels() {
   const ul = $("channels");
   ul.replaceChildren();
-  for (const [n] of channels) {
+  for (const [n, c] of channels) {
     const li = el("li");
-    const b = el("button", n === current ? "chan active" : "chan", n);
+    const b = el("button", n === current ? "chan active" : c.unread ? "chan unread" : "chan", n);
     b.type = "button";
     b.dataset.channel = n;
     b.addEventListener("click", () => {
@@ -115,10 +120,13 @@ function renderChannels() {
   }
 }
 
+// markUnread marks a channel other than the current one as having news; the
+// list is drawn again, since the first direct message adds an entry to it.
 function markUnread(channel) {
-  for (const b of $("channels").querySelectorAll("button.chan")) {
-    if (b.dataset.channel === channel) b.classList.add("unread");
-  }
+  const c = chan(channel);
+  if (c.unread) return;
+  c.unread = true;
+  renderChannels();
 }
 
 function renderPresence() {
@@ -151,6 +159,7 @@ function notice(text) {
 async function refreshPresence(channel) {
   try {
     const clients = await hub.presence(channel);
+    if (!channels.has(channel)) return; // left meanwhile
     const p = chan(channel).presence;
     p.clear();
     for (const c of clients) p.set(c.client, c.user);
@@ -160,11 +169,17 @@ async function refreshPresence(channel) {
   }
 }
 
+// reloadHistory replaces what a channel shows with its latest history, after
+// the hub answered a recovery with recovered:false (too much missed, or a new
+// epoch). Messages that arrived since the resubscribe and are newer than the
+// history stay.
 async function reloadHistory(channel) {
   const c = chan(channel);
+  const mark = c.entries.length;
   try {
     const res = await hub.history(channel, { limit: HISTORY });
-    const live = c.entries.filter((e) => e.offset !== undefined && e.offset > res.offset);
+    if (!channels.has(channel)) return; // left meanwhile
+    const live = c.entries.slice(mark).filter((e) => e.offset !== undefined && e.offset > res.offset);
     c.entries = [];
     c.offsets.clear();
     addEntry(channel, { kind: "notice", text: "Messages may have been missed while you were away; history reloaded." });
@@ -309,7 +324,10 @@ $("dm-form").addEventListener("submit", async (ev) => {
   if (!to || !text.trim()) return;
   try {
     const n = await hub.send(to, { text, name });
+    const wasUnread = chan(DIRECT).unread;
     addEntry(DIRECT, { kind: "message", from: hub.user, name: name || hub.user, text: `→ ${to}: ${text}` + (n === 0 ? " (not online)" : "") });
+    chan(DIRECT).unread = wasUnread; // what we sent is not news
+    renderChannels();
     $("dm-text").value = "";
   } catch (err) {
     notice(`Direct message not sent: ${err.reason || err.message}`);
