@@ -29,9 +29,9 @@ func startNode(t *testing.T, nats *natstest.Server, i int) *hubtest.Hub {
 	t.Helper()
 	h := hubtest.Start(t, func(c *hub.Config) {
 		c.Broker = hub.BrokerNATS
-		c.NatsURL = []string{nats.URL()}
+		c.NATS.URL = []string{nats.URL()}
 		c.NodeID = fmt.Sprintf("node-%d", i)
-		c.NatsPresenceTTL = 2 * time.Second
+		c.NATS.PresenceTTL = 2 * time.Second
 	})
 	waitReady(t, h, http.StatusOK)
 	return h
@@ -299,8 +299,8 @@ func TestClusterEmbedded(t *testing.T) {
 	embedded := func() *hubtest.Hub {
 		h := hubtest.Start(t, func(c *hub.Config) {
 			c.Broker = hub.BrokerNATSEmbedded
-			c.NatsEmbeddedDir = dir
-			c.NatsEmbeddedListen = addr
+			c.NATS.EmbeddedDir = dir
+			c.NATS.EmbeddedListen = addr
 			c.NodeID = "embedded"
 		})
 		waitReady(t, h, http.StatusOK)
@@ -309,7 +309,7 @@ func TestClusterEmbedded(t *testing.T) {
 	first := embedded()
 	other := hubtest.Start(t, func(c *hub.Config) {
 		c.Broker = hub.BrokerNATS
-		c.NatsURL = []string{"nats://" + addr}
+		c.NATS.URL = []string{"nats://" + addr}
 		c.NodeID = "other"
 	})
 	waitReady(t, other, http.StatusOK)
