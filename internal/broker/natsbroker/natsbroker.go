@@ -188,7 +188,10 @@ func (b *Broker) options() []nats.Option {
 			b.log.Info("nats reconnected", "url", nc.ConnectedUrlRedacted())
 			b.kick()
 		}),
-		nats.ConnectHandler(func(*nats.Conn) { b.kick() }),
+		nats.ConnectHandler(func(nc *nats.Conn) {
+			b.log.Info("nats connected", "url", nc.ConnectedUrlRedacted())
+			b.kick()
+		}),
 	}
 	if c.User != "" {
 		opts = append(opts, nats.UserInfo(c.User, c.Password))
