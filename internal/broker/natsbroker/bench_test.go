@@ -12,6 +12,7 @@ import (
 	"github.com/netkit/netkit/internal/broker/natsbroker"
 	"github.com/netkit/netkit/internal/history"
 	"github.com/netkit/netkit/internal/natstest"
+	"github.com/netkit/netkit/internal/testenv"
 )
 
 // BenchmarkPublish is one publish, acknowledged, to a channel with one
@@ -35,9 +36,7 @@ func BenchmarkPublish(b *testing.B) {
 			done := make(chan error, 1)
 			go func() { done <- nb.Run(ctx) }()
 			b.Cleanup(func() { cancel(); <-done })
-			for nb.Ready() != nil {
-				time.Sleep(10 * time.Millisecond)
-			}
+			testenv.WaitFor(b, 10*time.Second, nb.Ready)
 			return nb
 		}},
 	}
