@@ -2,8 +2,11 @@ package natsbroker_test
 
 import (
 	"context"
+	"errors"
 	"testing"
 	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
 
 	"github.com/netkit/netkit/internal/broker"
 	"github.com/netkit/netkit/internal/broker/brokertest"
@@ -55,4 +58,55 @@ func run(t *testing.T, cfg natsbroker.Config, h broker.Handler) *natsbroker.Brok
 func waitReady(t *testing.T, b *natsbroker.Broker) {
 	t.Helper()
 	testenv.WaitFor(t, 10*time.Second, b.Ready)
+}
+
+// TestCredentials connects with a user and password and with a token, as
+// hub.nats.user/password and hub.nats.token configure it: the right ones
+// get a working broker, wrong ones a broker that is not ready and fails
+// calls with unavailable.
+func TestCredentials(t *testing.T) {
+	tests := []struct {
+		name   string
+		server func(*server.Options)
+		cfg    natsbroker.Config
+		ok     bool
+	}{
+		{"user and password", func(o *server.Options) { o.Username, o.Password = "hub", "s3cret" },
+			natsbroker.Config{User: "hub", Password: "s3cret"}, true},
+		{"wrong password", func(o *server.Options) { o.Username, o.Password = "hub", "s3cret" },
+			natsbroker.Config{User: "hub", Password: "guess"}, false},
+		{"token", func(o *server.Options) { o.Authorization = "t0ken" },
+			natsbroker.Config{Token: "t0ken"}, true},
+		{"no credentials", func(o *server.Options) { o.Authorization = "t0ken" },
+			natsbroker.Config{}, false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			srv := natstest.StartWith(t, tc.server)
+			cfg := tc.cfg
+			cfg.URLs = []string{srv.URL()}
+			if tc.ok {
+				b := run(t, cfg, brokertest.NewRecorder())
+				if _, err := b.Publish(context.Background(), "c", "u", []byte(`1`)); err != nil {
+					t.Fatalf("Publish: %v", err)
+				}
+				return
+			}
+			b, err := natsbroker.New(cfg, brokertest.NewRecorder())
+			if err != nil {
+				t.Fatalf("New: %v (want a broker that keeps trying)", err)
+			}
+			ctx, cancel := context.WithCancel(context.Background())
+			done := make(chan error, 1)
+			go func() { done <- b.Run(ctx) }()
+			defer func() { cancel(); <-done }()
+			if b.Ready() == nil {
+				t.Fatal("Ready = nil with refused credentials")
+			}
+			_, err = b.Publish(ctx, "c", "u", []byte(`1`))
+			if !errors.Is(err, natsbroker.ErrUnavailable) {
+				t.Fatalf("Publish = %v, want ErrUnavailable", err)
+			}
+		})
+	}
 }
