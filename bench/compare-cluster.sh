@@ -10,6 +10,9 @@
 # CPU is read from /proc before and after each run for every hub node and
 # summed ("hub CPU/delivery"), the nats-server's CPU is reported apart.
 # Latency is publish to delivery as the load generator measures it.
+# netkit stores every message in JetStream (history and offsets); Centrifugo's
+# NATS broker is PUB/SUB only, so its nodes run without history.
+# CPU and p99 columns are the median and (min-max) over the runs.
 # A fresh nats-server (JetStream, built from the nats-server module this
 # repository requires) is started for every run. Runs alternate between
 # servers; every case runs --runs times.
@@ -89,6 +92,11 @@ import json, sys
 c = json.load(open("bench/centrifugo/config.json"))
 c["http_server"]["port"] = int(sys.argv[1])
 c["broker"] = {"enabled": True, "type": "nats", "nats": {"url": "nats://127.0.0.1:24222"}}
+# Centrifugo's NATS broker is PUB/SUB only: no history, so no recovery
+# (a subscribe with history or force_recovery fails "108: not available").
+ns = c["channel"]["without_namespace"]
+for k in ("history_size", "history_ttl", "force_recovery"):
+    ns.pop(k, None)
 print(json.dumps(c))
 PY
 	"$centrifugo" -c "$OUT/centrifugo-$1.json" >>"$OUT/centrifugo.log" 2>&1 &
@@ -138,8 +146,8 @@ done
 python3 - "$OUT" $cases <<'PY' | tee "$OUT/table.md"
 import json, sys, glob, statistics as st
 out, cases = sys.argv[1], sys.argv[2:]
-print("| case | delivered/s | lost | hub CPU µs/delivery (sum of nodes) | nats-server CPU µs/delivery | p50 ms | p99 ms | runs |")
-print("|---|---|---|---|---|---|---|---|")
+print("| case | published/s | delivered/s | lost | hub CPU µs/delivery (sum of nodes) | nats-server CPU µs/delivery | p50 ms | p99 ms | runs |")
+print("|---|---|---|---|---|---|---|---|---|")
 rows = {}
 for c in cases:
     d = []
@@ -150,14 +158,17 @@ for c in cases:
             continue
         hub, nats = map(float, open(f[:-5] + ".cpu").read().split())
         n = r["delivered"] or 1
-        d.append(dict(rate=r["delivered_per_second"], lost=(r.get("loss") or {}).get("lost", 0),
+        d.append(dict(pub=r["published_per_second"], rate=r["delivered_per_second"], lost=(r.get("loss") or {}).get("lost", 0),
                       cpu=hub / n * 1e6, ncpu=nats / n * 1e6,
                       p50=r["latency"]["p50_us"] / 1e3, p99=r["latency"]["p99_us"] / 1e3))
     if not d:
-        print(f"| {c} | failed | | | | | | 0 |"); continue
+        print(f"| {c} | failed | | | | | | | 0 |"); continue
     m = {k: st.median(x[k] for x in d) for k in d[0]}
     rows[c] = m
-    print(f"| {c} | {m['rate']:.0f} | {m['lost']:.0f} | {m['cpu']:.3f} | {m['ncpu']:.3f} | {m['p50']:.2f} | {m['p99']:.2f} | {len(d)} |")
+    def rng(k, f):  # median (min-max over the runs)
+        lo, hi = min(x[k] for x in d), max(x[k] for x in d)
+        return f"{m[k]:.{f}f} ({lo:.{f}f}-{hi:.{f}f})" if len(d) > 1 else f"{m[k]:.{f}f}"
+    print(f"| {c} | {rng('pub', 0)} | {m['rate']:.0f} | {m['lost']:.0f} | {rng('cpu', 2)} | {rng('ncpu', 2)} | {m['p50']:.2f} | {rng('p99', 2)} | {len(d)} |")
 def ratio(a, b, k):
     if a in rows and b in rows and rows[b][k]:
         print(f"- {a} / {b}, {k}: {rows[a][k] / rows[b][k]:.2f}x")

@@ -178,8 +178,8 @@ func TestHubBadSettings(t *testing.T) {
 			name: "nats broker without a URL",
 			args: []string{"--broker", "nats", "--nats-user", "u"},
 			want: []string{
-				`netkit hub: hub.nats_url: hub.broker = "nats" needs at least one URL like "nats://127.0.0.1:4222"`,
-				`netkit hub: hub.nats_user: want nats_user and nats_password both set or both empty`,
+				`netkit hub: hub.nats.url: hub.broker = "nats" needs at least one URL like "nats://127.0.0.1:4222"`,
+				`netkit hub: hub.nats.user: want hub.nats.user and hub.nats.password both set or both empty`,
 			},
 		},
 		{
@@ -190,7 +190,7 @@ func TestHubBadSettings(t *testing.T) {
 		{
 			name: "embedded listen",
 			args: []string{"--nats-embedded", "--nats-embedded-listen", "4222"},
-			want: []string{`netkit hub: hub.nats_embedded_listen: want an address like "127.0.0.1:4222", got "4222"`},
+			want: []string{`netkit hub: hub.nats.embedded_listen: want an address like "127.0.0.1:4222", got "4222"`},
 		},
 		{
 			name: "missing file",

@@ -217,27 +217,44 @@ func (l *Loader) fromFile(path string) (map[string]any, error) {
 			errs = append(errs, l.unknownFileKey(name, raw[name], where))
 			continue
 		}
-		for _, kname := range sortedKeys(table) {
-			path := name + "." + kname
-			k := l.schema.byPath[path]
-			if k == nil {
-				errs = append(errs, l.unknownFileKey(path, table[kname], where))
-				continue
-			}
-			v, err := parseValue(k, table[kname], false, k.get(l.defaults))
-			var named errTables
-			switch {
-			case errors.As(err, &named):
-				errs = append(errs, fmt.Errorf("%w%s", named.error, where))
-				continue
-			case err != nil:
-				errs = append(errs, fmt.Errorf("%s: %w%s", path, err, where))
-				continue
-			}
-			out[path] = v
-		}
+		errs = append(errs, l.fromTable(name, table, where, out)...)
 	}
 	return out, errors.Join(errs...)
+}
+
+// fromTable adds the keys of the file's table [name] (a section or a
+// subsection) to out.
+func (l *Loader) fromTable(name string, table map[string]any, where string, out map[string]any) []error {
+	var errs []error
+	for _, kname := range sortedKeys(table) {
+		path := name + "." + kname
+		if slices.Contains(l.schema.subsections, path) {
+			sub, ok := table[kname].(map[string]any)
+			if !ok {
+				errs = append(errs, fmt.Errorf("%s: want a table [%s], got %s%s", path, path, describe(table[kname]), where))
+				continue
+			}
+			errs = append(errs, l.fromTable(path, sub, where, out)...)
+			continue
+		}
+		k := l.schema.byPath[path]
+		if k == nil {
+			errs = append(errs, l.unknownFileKey(path, table[kname], where))
+			continue
+		}
+		v, err := parseValue(k, table[kname], false, k.get(l.defaults))
+		var named errTables
+		switch {
+		case errors.As(err, &named):
+			errs = append(errs, fmt.Errorf("%w%s", named.error, where))
+			continue
+		case err != nil:
+			errs = append(errs, fmt.Errorf("%s: %w%s", path, err, where))
+			continue
+		}
+		out[path] = v
+	}
+	return errs
 }
 
 // unknownFileKey describes a top-level name or section key that is not in

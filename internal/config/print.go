@@ -29,29 +29,23 @@ func WriteTOML(w io.Writer, cfg any, header string) error {
 		if b.Len() > 0 {
 			b.WriteString("\n")
 		}
-		fmt.Fprintf(&b, "[%s]\n", section)
-		first := true
-		var tabled []*key
-		for _, k := range s.keys {
-			if k.section != section {
-				continue
-			}
-			if k.kind == kindTables {
-				tabled = append(tabled, k) // after the section's keys, as TOML wants
-				continue
-			}
-			if !first {
-				b.WriteString("\n")
-			}
-			first = false
-			val, err := tomlValue(k, k.get(v))
-			if err != nil {
-				return err
-			}
-			writeComment(&b, wrap(k.help, 76))
-			fmt.Fprintf(&b, "%s = %s\n", k.name, val)
+		if err := writeKeys(&b, s, section, v); err != nil {
+			return err
 		}
-		for _, k := range tabled {
+		// Subsections and arrays of tables come after the section's keys,
+		// as TOML wants.
+		for _, sub := range s.subsections {
+			if strings.HasPrefix(sub, section+".") {
+				fmt.Fprintf(&b, "\n")
+				if err := writeKeys(&b, s, sub, v); err != nil {
+					return err
+				}
+			}
+		}
+		for _, k := range s.keys {
+			if k.section != section || k.kind != kindTables {
+				continue
+			}
 			if err := writeTables(&b, k, k.get(v)); err != nil {
 				return err
 			}
@@ -59,6 +53,29 @@ func WriteTOML(w io.Writer, cfg any, header string) error {
 	}
 	_, err = io.WriteString(w, b.String())
 	return err
+}
+
+// writeKeys writes the table [section] with its plain keys, each after its
+// help as a comment.
+func writeKeys(b *strings.Builder, s *schema, section string, v reflect.Value) error {
+	fmt.Fprintf(b, "[%s]\n", section)
+	first := true
+	for _, k := range s.keys {
+		if k.section != section || k.kind == kindTables {
+			continue
+		}
+		if !first {
+			b.WriteString("\n")
+		}
+		first = false
+		val, err := tomlValue(k, k.get(v))
+		if err != nil {
+			return err
+		}
+		writeComment(b, wrap(k.help, 76))
+		fmt.Fprintf(b, "%s = %s\n", k.name, val)
+	}
+	return nil
 }
 
 // writeTables writes an array-of-tables key: its description and the

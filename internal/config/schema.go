@@ -3,6 +3,7 @@ package config
 import (
 	"fmt"
 	"reflect"
+	"slices"
 	"strings"
 	"time"
 )
@@ -25,7 +26,7 @@ var durationType = reflect.TypeFor[time.Duration]()
 // key is one setting: a field of a section struct.
 type key struct {
 	path    string       // "hub.max_message_size"
-	section string       // "hub"
+	section string       // "hub", or "hub.nats" for a key of a subsection
 	name    string       // "max_message_size"
 	help    string       // the help tag
 	kind    kind         //
@@ -37,14 +38,17 @@ type key struct {
 // schema is the list of sections and keys of a top-level struct, in field
 // order.
 type schema struct {
-	typ      reflect.Type // the top-level struct
-	sections []string
-	keys     []*key
-	byPath   map[string]*key
+	typ         reflect.Type // the top-level struct
+	sections    []string
+	subsections []string // "hub.nats": a struct field of a section, the table [hub.nats]
+	keys        []*key
+	byPath      map[string]*key
 }
 
 // schemaOf reads the koanf, help and unit tags of t, a struct of section
-// structs. Its errors are programming errors in the struct definition.
+// structs. A struct field of a section (other than a time.Duration) is a
+// subsection: its fields are the keys of the table [section.name]. Its
+// errors are programming errors in the struct definition.
 func schemaOf(t reflect.Type) (*schema, error) {
 	if t.Kind() != reflect.Struct {
 		return nil, fmt.Errorf("config: want a struct of section structs, got %s", t)
@@ -66,18 +70,60 @@ func schemaOf(t reflect.Type) (*schema, error) {
 			if !kf.IsExported() || len(kf.Index) != 1 {
 				continue
 			}
-			k, err := newKey(name, sf.Index[0], kf)
+			if kf.Type.Kind() == reflect.Struct {
+				if err := s.addSubsection(name, sf.Index[0], kf); err != nil {
+					return nil, err
+				}
+				continue
+			}
+			k, err := newKey(name, []int{sf.Index[0]}, kf)
 			if err != nil {
 				return nil, err
 			}
-			if s.byPath[k.path] != nil {
-				return nil, fmt.Errorf("config: %s: defined twice", k.path)
+			if err := s.add(k); err != nil {
+				return nil, err
 			}
-			s.keys = append(s.keys, k)
-			s.byPath[k.path] = k
 		}
 	}
 	return s, nil
+}
+
+// addSubsection adds the keys of f, a struct field of section.
+func (s *schema) addSubsection(section string, sectionIndex int, f reflect.StructField) error {
+	name, err := tagName(f)
+	if err != nil {
+		return fmt.Errorf("config: section %s: %w", section, err)
+	}
+	sub := section + "." + name
+	if s.byPath[sub] != nil {
+		return fmt.Errorf("config: %s: defined twice", sub)
+	}
+	s.subsections = append(s.subsections, sub)
+	for _, kf := range reflect.VisibleFields(f.Type) {
+		if !kf.IsExported() || len(kf.Index) != 1 {
+			continue
+		}
+		k, err := newKey(sub, []int{sectionIndex, f.Index[0]}, kf)
+		if err != nil {
+			return err
+		}
+		if k.kind == kindTables || kf.Type.Kind() == reflect.Struct {
+			return fmt.Errorf("config: %s: only plain keys in a subsection", k.path)
+		}
+		if err := s.add(k); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (s *schema) add(k *key) error {
+	if s.byPath[k.path] != nil {
+		return fmt.Errorf("config: %s: defined twice", k.path)
+	}
+	s.keys = append(s.keys, k)
+	s.byPath[k.path] = k
+	return nil
 }
 
 func tagName(f reflect.StructField) (string, error) {
@@ -88,7 +134,9 @@ func tagName(f reflect.StructField) (string, error) {
 	return name, nil
 }
 
-func newKey(section string, sectionIndex int, f reflect.StructField) (*key, error) {
+// newKey makes the key of field f of section, whose struct is at index
+// (field indexes from the top-level struct).
+func newKey(section string, index []int, f reflect.StructField) (*key, error) {
 	name, err := tagName(f)
 	if err != nil {
 		return nil, fmt.Errorf("config: section %s: %w", section, err)
@@ -99,7 +147,7 @@ func newKey(section string, sectionIndex int, f reflect.StructField) (*key, erro
 		name:    name,
 		help:    f.Tag.Get("help"),
 		typ:     f.Type,
-		index:   []int{sectionIndex, f.Index[0]},
+		index:   append(slices.Clone(index), f.Index[0]),
 	}
 	if k.help == "" {
 		return nil, fmt.Errorf("config: %s: missing help tag", k.path)
@@ -113,7 +161,7 @@ func newKey(section string, sectionIndex int, f reflect.StructField) (*key, erro
 			if !ef.IsExported() || len(ef.Index) != 1 {
 				continue
 			}
-			ek, err := newKey(k.path, 0, ef)
+			ek, err := newKey(k.path, nil, ef)
 			if err != nil {
 				return nil, err
 			}
@@ -186,19 +234,26 @@ func (k *key) example(def reflect.Value) string {
 }
 
 // envName returns the environment variable that sets k:
-// NETKIT_HUB_MAX_MESSAGE_SIZE for hub.max_message_size.
+// NETKIT_HUB_MAX_MESSAGE_SIZE for hub.max_message_size,
+// NETKIT_HUB_NATS_URL for hub.nats.url.
 func (k *key) envName(prefix string) string {
-	return prefix + "_" + strings.ToUpper(k.section+"_"+k.name)
+	return prefix + "_" + strings.ToUpper(strings.ReplaceAll(k.section, ".", "_")+"_"+k.name)
 }
 
 // flagName returns the flag that sets k: the key alone, dashed, for the
-// bare section (--max-message-size), else the section and key (--log-level).
+// bare section (--max-message-size), the subsection and key for one of
+// its subsections (--nats-url for hub.nats.url), else the section and key
+// (--log-level).
 func (k *key) flagName(bare string) string {
 	n := k.name
-	if k.section != bare {
+	switch {
+	case k.section == bare:
+	case strings.HasPrefix(k.section, bare+"."):
+		n = strings.TrimPrefix(k.section, bare+".") + "_" + n
+	default:
 		n = k.section + "_" + n
 	}
-	return strings.ReplaceAll(n, "_", "-")
+	return strings.NewReplacer("_", "-", ".", "-").Replace(n)
 }
 
 // suggest returns the candidate closest to s, or "" when none is close

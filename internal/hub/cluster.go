@@ -14,18 +14,18 @@ import (
 func (s *Server) newNATSBroker(h broker.Handler) (broker.Broker, error) {
 	cfg := s.cfg
 	bc := natsbroker.Config{
-		URLs:        cfg.NatsURL,
-		User:        cfg.NatsUser,
-		Password:    cfg.NatsPassword,
-		Token:       cfg.NatsToken,
-		CredsFile:   cfg.NatsCreds,
-		TLSCA:       cfg.NatsTLSCA,
-		TLSCert:     cfg.NatsTLSCert,
-		TLSKey:      cfg.NatsTLSKey,
+		URLs:        cfg.NATS.URL,
+		User:        cfg.NATS.User,
+		Password:    cfg.NATS.Password,
+		Token:       cfg.NATS.Token,
+		CredsFile:   cfg.NATS.Creds,
+		TLSCA:       cfg.NATS.TLSCA,
+		TLSCert:     cfg.NATS.TLSCert,
+		TLSKey:      cfg.NATS.TLSKey,
 		NodeID:      s.nodeID,
 		Limits:      s.ns.limits,
 		MaxBytes:    cfg.HistoryMaxBytes,
-		PresenceTTL: cfg.NatsPresenceTTL,
+		PresenceTTL: cfg.NATS.PresenceTTL,
 		Logger:      s.log,
 	}
 	for _, ns := range append([]Namespace{s.ns.def}, cfg.Namespaces...) {
@@ -41,11 +41,11 @@ func (s *Server) newNATSBroker(h broker.Handler) (broker.Broker, error) {
 	if cfg.Broker != BrokerNATSEmbedded {
 		return natsbroker.New(bc, h)
 	}
-	srv, err := natsbroker.StartEmbedded(natsbroker.EmbeddedConfig{Listen: cfg.NatsEmbeddedListen, Dir: cfg.NatsEmbeddedDir, Name: s.nodeID})
+	srv, err := natsbroker.StartEmbedded(natsbroker.EmbeddedConfig{Listen: cfg.NATS.EmbeddedListen, Dir: cfg.NATS.EmbeddedDir, Name: s.nodeID})
 	if err != nil {
 		return nil, err
 	}
-	s.log.Info("embedded NATS server with JetStream: other hub nodes connect with hub.broker = \"nats\"", "nats_url", srv.ClientURL(), "dir", cfg.NatsEmbeddedDir)
+	s.log.Info("embedded NATS server with JetStream: other hub nodes connect with hub.broker = \"nats\"", "nats_url", srv.ClientURL(), "dir", cfg.NATS.EmbeddedDir)
 	bc.URLs = []string{srv.ClientURL()}
 	b, err := natsbroker.New(bc, h)
 	if err != nil {

@@ -25,6 +25,13 @@ type Server struct {
 // Start runs a NATS server with JetStream and stops it in t.Cleanup.
 func Start(t testing.TB) *Server {
 	t.Helper()
+	return StartWith(t, nil)
+}
+
+// StartWith is Start with options changed by edit first (credentials, for
+// example); edit may be nil.
+func StartWith(t testing.TB, edit func(*server.Options)) *Server {
+	t.Helper()
 	s := &Server{t: t, opts: server.Options{
 		Host:      "127.0.0.1",
 		Port:      server.RANDOM_PORT,
@@ -33,6 +40,9 @@ func Start(t testing.TB) *Server {
 		NoLog:     true,
 		NoSigs:    true,
 	}}
+	if edit != nil {
+		edit(&s.opts)
+	}
 	s.Restart()
 	s.opts.Port = s.srv.Addr().(*net.TCPAddr).Port // later starts keep it
 	t.Cleanup(s.Stop)

@@ -2,6 +2,8 @@ package natsbroker_test
 
 import (
 	"context"
+	"fmt"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -10,6 +12,7 @@ import (
 	"github.com/netkit/netkit/internal/broker/natsbroker"
 	"github.com/netkit/netkit/internal/history"
 	"github.com/netkit/netkit/internal/natstest"
+	"github.com/netkit/netkit/internal/testenv"
 )
 
 // BenchmarkPublish is one publish, acknowledged, to a channel with one
@@ -33,9 +36,7 @@ func BenchmarkPublish(b *testing.B) {
 			done := make(chan error, 1)
 			go func() { done <- nb.Run(ctx) }()
 			b.Cleanup(func() { cancel(); <-done })
-			for nb.Ready() != nil {
-				time.Sleep(10 * time.Millisecond)
-			}
+			testenv.WaitFor(b, 10*time.Second, nb.Ready)
 			return nb
 		}},
 	}
@@ -54,5 +55,34 @@ func BenchmarkPublish(b *testing.B) {
 				}
 			}
 		})
+		// Concurrent publishers (GOMAXPROCS x 8): to one channel, whose
+		// publishes the NATS broker sequences one JetStream round trip at
+		// a time, and each to a channel of its own, which share the
+		// connection and overlap.
+		for _, shared := range []bool{true, false} {
+			name := tc.name + "/parallel-one-channel"
+			if !shared {
+				name = tc.name + "/parallel-own-channels"
+			}
+			b.Run(name, func(b *testing.B) {
+				br := tc.mk(b, brokertest.NewRecorder())
+				ctx := context.Background()
+				var n atomic.Int64
+				b.SetParallelism(8)
+				b.ReportAllocs()
+				b.RunParallel(func(pb *testing.PB) {
+					channel := "bench"
+					if !shared {
+						channel = fmt.Sprintf("bench-%d", n.Add(1))
+					}
+					for pb.Next() {
+						if _, err := br.Publish(ctx, channel, "u", data); err != nil {
+							b.Error(err)
+							return
+						}
+					}
+				})
+			})
+		}
 	}
 }

@@ -180,6 +180,13 @@ func (b *Broker) options() []nats.Option {
 		nats.MaxReconnects(-1),
 		nats.ReconnectBufSize(-1),
 		nats.CustomReconnectDelay(backoff),
+		// Keep trying after refused credentials too: a server may refuse
+		// them for a while (its accounts reloading), and the default gives
+		// up for good after two refusals in a row.
+		nats.IgnoreAuthErrorAbort(),
+		nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) {
+			b.log.Warn("nats error", "err", err)
+		}),
 		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
 			b.ready.Store(false)
 			b.log.Warn("nats disconnected", "err", err)
@@ -188,7 +195,10 @@ func (b *Broker) options() []nats.Option {
 			b.log.Info("nats reconnected", "url", nc.ConnectedUrlRedacted())
 			b.kick()
 		}),
-		nats.ConnectHandler(func(*nats.Conn) { b.kick() }),
+		nats.ConnectHandler(func(nc *nats.Conn) {
+			b.log.Info("nats connected", "url", nc.ConnectedUrlRedacted())
+			b.kick()
+		}),
 	}
 	if c.User != "" {
 		opts = append(opts, nats.UserInfo(c.User, c.Password))
@@ -231,6 +241,9 @@ func (b *Broker) NonBlocking() bool { return false }
 // 503 while it is not nil.
 func (b *Broker) Ready() error {
 	if !b.nc.IsConnected() {
+		if err := b.nc.LastError(); err != nil {
+			return fmt.Errorf("natsbroker: not connected to NATS (%s): %w", b.nc.Status(), err)
+		}
 		return fmt.Errorf("natsbroker: not connected to NATS (%s)", b.nc.Status())
 	}
 	if !b.ready.Load() {
@@ -263,7 +276,7 @@ func (b *Broker) Run(ctx context.Context) error {
 			b.setupMu.Unlock()
 			b.ready.Store(false)
 			if _, err := b.setup(ctx); err != nil {
-				b.log.Warn("nats setup failed; retrying", "err", err)
+				b.log.Warn("nats setup failed; retrying", "err", err, "nats_status", b.nc.Status().String(), "nats_last_error", b.nc.LastError())
 				continue
 			}
 			b.refresh(ctx)
