@@ -39,7 +39,8 @@ type epollConn struct {
 	lastRead      int64  // unix nanoseconds
 	lastPing      int64
 	lastWrite     int64
-	pendingSince  int64 // last write progress while bytes are pending
+	pendingSince  int64  // last write progress while bytes are pending
+	acked         uint64 // bytes the peer's TCP had acknowledged at the last dead-peer look
 	closeDeadline int64
 }
 

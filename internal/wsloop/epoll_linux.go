@@ -627,6 +627,11 @@ func (p *poller) sweep() {
 			p.e.l.overTooLong(c.out, p.now):
 			c.closeFor(ReasonSlowConsumer)
 		case !c.readOff && p.now-c.lastRead > int64(cfg.PingInterval+cfg.PongTimeout):
+			if peerTaking(c.fd, c.pending != nil || c.out.Len() > 0, &c.acked) {
+				c.lastRead = p.now // reading a backlog: its pong is behind it
+				break
+			}
+			p.cfg.Log.Debug("wsloop: peer silent past ping_interval + pong_timeout; dropping", "remote", c.remote)
 			p.closeConn(c)
 		case p.now-c.lastPing >= int64(cfg.PingInterval):
 			c.lastPing = p.now

@@ -5,6 +5,7 @@ import (
 	"net"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 )
 
@@ -33,7 +34,8 @@ type goConn struct {
 	out    *Outbox
 	rd     reader
 	h      Handler
-	broken bool // a write failed; owned by the writer goroutines, one at a time
+	broken bool   // a write failed; owned by the writer goroutines, one at a time
+	acked  uint64 // bytes the peer's TCP had acknowledged at the last dead-peer look; owned by the reader
 
 	ready     chan struct{} // capacity 1: signalled when there is something to write
 	pingDue   atomic.Bool   // set by pingTimer, cleared by the writer
@@ -274,9 +276,34 @@ func (c *goConn) readLoop() error {
 			held = len(in) > 0 && c.isPaused()
 		}
 		if err != nil {
+			var ne net.Error
+			if n == 0 && errors.As(err, &ne) && ne.Timeout() && !c.isClosing() && c.peerTaking() {
+				continue // reading a backlog: its pong is behind it
+			}
 			return err
 		}
 	}
+}
+
+// peerTaking is the dead-peer exception of the event loop (peerTaking in
+// liveness_linux.go) for the goroutine path: it looks at the TCP socket
+// under the connection, TLS included.
+func (c *goConn) peerTaking() bool {
+	nc := c.nc
+	if t, ok := nc.(interface{ NetConn() net.Conn }); ok {
+		nc = t.NetConn()
+	}
+	sc, ok := nc.(syscall.Conn)
+	if !ok {
+		return false
+	}
+	raw, err := sc.SyscallConn()
+	if err != nil {
+		return false
+	}
+	taking := false
+	raw.Control(func(fd uintptr) { taking = peerTaking(int(fd), c.out.Len() > 0, &c.acked) })
+	return taking
 }
 
 func (c *goConn) isPaused() bool {

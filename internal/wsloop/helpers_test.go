@@ -180,7 +180,13 @@ func (tl *testLayer) dial(t *testing.T) *rawClient { return tl.dialPath(t, "/") 
 
 func (tl *testLayer) dialPath(t *testing.T, path string) *rawClient {
 	t.Helper()
-	conn, err := net.Dial("tcp", tl.addr)
+	return tl.dialVia(t, path, &net.Dialer{})
+}
+
+// dialVia is dialPath with the dialer d (for socket options).
+func (tl *testLayer) dialVia(t *testing.T, path string, d *net.Dialer) *rawClient {
+	t.Helper()
+	conn, err := d.Dial("tcp", tl.addr)
 	if err != nil {
 		t.Fatal(err)
 	}

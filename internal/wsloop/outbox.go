@@ -129,6 +129,13 @@ func (o *Outbox) Peak() int {
 	return o.peak
 }
 
+// Len returns the number of objects queued and not yet taken.
+func (o *Outbox) Len() int {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return len(o.items)
+}
+
 // Activate marks the consumer active and reports whether it was idle (the
 // caller must then start or schedule it).
 func (o *Outbox) Activate() bool {
