@@ -20,7 +20,8 @@
 #   bp100, bp100s, bp1k, bp1ks  backpressure: 100 or 1,000 readers, with s one stuck
 #             subscriber too; the stuck cases publish for twice the run time (20 s),
 #             past netkit's hub.write_timeout (10 s), so that they show the
-#             publisher after the stuck subscriber is dropped
+#             publisher after the stuck subscriber is dropped, and wait up to 20 s
+#             for messages in flight (netkit holds the publisher up to 10 s)
 #
 # History is on in both servers unless a case ends in -h0: netkit keeps 100
 # messages for 10 minutes by default, and bench/centrifugo/config.json gives
@@ -156,9 +157,9 @@ generate() {
 	connect) args=(connect --connections 5000 --jwt-secret "$secret") ;;
 	recover) args=(recover --subscribers 1000 --messages 100) ;;
 	bp100) args=(backpressure --subscribers 100 --duration "$dur") ;;
-	bp100s) args=(backpressure --subscribers 100 --stuck 1 --duration "$stuckdur") ;;
+	bp100s) args=(backpressure --subscribers 100 --stuck 1 --duration "$stuckdur" --drain 20s) ;;
 	bp1k) args=(backpressure --subscribers 1000 --duration "$dur") ;;
-	bp1ks) args=(backpressure --subscribers 1000 --stuck 1 --duration "$stuckdur") ;;
+	bp1ks) args=(backpressure --subscribers 1000 --stuck 1 --duration "$stuckdur" --drain 20s) ;;
 	*) die "unknown case $case (see --help)" ;;
 	esac
 	case $case in *-h0) history=off ;; esac
