@@ -18,7 +18,10 @@
 #   recover   1,000 subscribers leave, 100 messages are published, all reconnect at once
 #             and recover them
 #   bp100, bp100s, bp1k, bp1ks  backpressure: 100 or 1,000 readers, with s one stuck
-#             subscriber too
+#             subscriber too; the stuck cases publish for twice the run time (20 s),
+#             past netkit's hub.write_timeout (10 s), so that they show the
+#             publisher after the stuck subscriber is dropped, and wait up to 20 s
+#             for messages in flight (netkit holds the publisher up to 10 s)
 #
 # History is on in both servers unless a case ends in -h0: netkit keeps 100
 # messages for 10 minutes by default, and bench/centrifugo/config.json gives
@@ -33,24 +36,32 @@
 #   bench/compare-hub.sh --quick    # 1 repetition, 3 s per run (about 2 minutes)
 #   bench/compare-hub.sh --runs 5
 #   bench/compare-hub.sh --cases "connect recover"
-#   bench/compare-hub.sh --all      # every case (about 30 minutes)
+#   bench/compare-hub.sh --all      # every case (about 11 minutes per repetition)
+#   bench/compare-hub.sh --all --runs 1 --start 2   # only repetition 2 (file names
+#                                   # and order as in a run of 3); with the same OUT,
+#                                   # three such calls make one table of 3 runs
 #
 # Environment: OUT, the directory for reports and logs (default: a new one
 # under /tmp); NETKIT_BIN, a netkit binary to use instead of building one;
 # CENTRIFUGO_BIN, a Centrifugo binary (default: centrifugo on PATH, else
-# installed with "go install github.com/centrifugal/centrifugo/v6@v6.9.1").
+# ~/.cache/netkit-bench/bin/centrifugo, installed there with "go install
+# github.com/centrifugal/centrifugo/v6@v6.9.1" if missing). netkit, the
+# Centrifugo adapter and the table printer are built into $OUT/bin.
 # NETKIT_PORT and CENTRIFUGO_PORT, the ports the servers listen on
 # (default 9999 and 8000, free on 127.0.0.1).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-runs=3 dur=10s hold=10s paced=20s
+runs=3 start=1 dur=10s stuckdur=20s hold=10s paced=20s
 cases="fanout1k fanout5k idle10k echo"
-all="fanout1k fanout5k idle10k echo fanout1k-h0 fanout5k-h0 paced20 paced200 connect recover bp100 bp100s bp1k bp1ks"
+# History on and off of one size run next to each other, so that the ratio
+# between them sees the same load on the machine.
+all="fanout1k fanout1k-h0 fanout5k fanout5k-h0 idle10k echo paced20 paced200 connect recover bp100 bp100s bp1k bp1ks"
 while [ $# -gt 0 ]; do
 	case $1 in
-	--quick) runs=1 dur=3s hold=2s paced=3s ;;
+	--quick) runs=1 dur=3s stuckdur=3s hold=2s paced=3s ;;
 	--runs) runs=$2; shift ;;
+	--start) start=$2; shift ;;
 	--cases) cases=$2; shift ;;
 	--all) cases=$all ;;
 	-h | --help) sed -n '2,/^set -e/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
@@ -61,8 +72,11 @@ done
 
 OUT=${OUT:-$(mktemp -d /tmp/netkit-compare.XXXXXX)}
 mkdir -p "$OUT"
-bin=${XDG_CACHE_HOME:-$HOME/.cache}/netkit-bench/bin
-mkdir -p "$bin"
+# Binaries built from this tree go under $OUT (other checkouts build their
+# own into the shared cache at the same time); only Centrifugo is cached.
+cache=${XDG_CACHE_HOME:-$HOME/.cache}/netkit-bench/bin
+bin=$OUT/bin
+mkdir -p "$bin" "$cache"
 
 die() { echo "compare-hub.sh: $*" >&2; exit 1; }
 
@@ -80,10 +94,10 @@ go build -o "$bin/centrifugo-bench" ./bench/centrifugo
 go build -o "$bin/compare" ./bench/compare
 centrifugo=${CENTRIFUGO_BIN:-$(command -v centrifugo || true)}
 if [ -z "$centrifugo" ]; then
-	centrifugo=$bin/centrifugo
+	centrifugo=$cache/centrifugo
 	if [ ! -x "$centrifugo" ]; then
 		echo "installing Centrifugo v6.9.1 (a few minutes) ..." >&2
-		GOBIN=$bin go install github.com/centrifugal/centrifugo/v6@v6.9.1
+		GOBIN=$cache go install github.com/centrifugal/centrifugo/v6@v6.9.1
 	fi
 fi
 
@@ -143,14 +157,14 @@ generate() {
 	connect) args=(connect --connections 5000 --jwt-secret "$secret") ;;
 	recover) args=(recover --subscribers 1000 --messages 100) ;;
 	bp100) args=(backpressure --subscribers 100 --duration "$dur") ;;
-	bp100s) args=(backpressure --subscribers 100 --stuck 1 --duration "$dur") ;;
+	bp100s) args=(backpressure --subscribers 100 --stuck 1 --duration "$stuckdur" --drain 20s) ;;
 	bp1k) args=(backpressure --subscribers 1000 --duration "$dur") ;;
-	bp1ks) args=(backpressure --subscribers 1000 --stuck 1 --duration "$dur") ;;
+	bp1ks) args=(backpressure --subscribers 1000 --stuck 1 --duration "$stuckdur" --drain 20s) ;;
 	*) die "unknown case $case (see --help)" ;;
 	esac
 	case $case in *-h0) history=off ;; esac
 	local name=$server-$case-$run
-	echo "run $run/$runs: $case on $server" >&2
+	echo "$(date -u +%H:%M:%S) run $run: $case on $server" >&2
 	start_server "$server" "$history"
 	local rc=0
 	if [ "$server" = netkit ]; then
@@ -173,13 +187,14 @@ generate() {
 	echo "date: $(date -u +%Y-%m-%dT%H:%M:%SZ)"
 	echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), Linux $(uname -r)"
 	echo "go: $(go version | cut -d' ' -f3-)"
-	echo "netkit: $("$netkit" version)"
+	echo "netkit: $("$netkit" version), tree $(git rev-parse --short HEAD)$(git diff --quiet HEAD -- . 2>/dev/null || echo ' with changes')"
 	echo "centrifugo: $("$centrifugo" version) (go install github.com/centrifugal/centrifugo/v6@v6.9.1 reports v0.0.0), config bench/centrifugo/config.json"
-	echo "runs: $runs, $dur per run (idle: held $hold, paced: $paced), client and servers on the same machine"
+	echo "runs: $start to $((start + runs - 1)), $dur per run (idle: held $hold, paced: $paced, stuck: $stuckdur), client and servers on the same machine"
+	echo "load average: $(cut -d' ' -f1-3 /proc/loadavg)"
 	echo "cases: $cases"
-} | tee "$OUT/machine.txt" >&2
+} | tee -a "$OUT/machine.txt" >&2
 
-for run in $(seq "$runs"); do
+for run in $(seq "$start" $((start + runs - 1))); do
 	order="netkit centrifugo"
 	[ $((run % 2)) -eq 1 ] || order="centrifugo netkit"
 	for case in $cases; do

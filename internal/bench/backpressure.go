@@ -245,6 +245,7 @@ func (f *fanout) backpressureReport(t0 time.Time, stuck []stuckEnd) {
 		if !s.dropped.IsZero() {
 			r.Dropped = cmp.Or(s.dropCode, "connection error")
 			r.DroppedAfter = s.dropped.Sub(t0).Seconds()
+			r.DropError = s.dropErr
 			b.Dropped++
 			b.DropCodes[r.Dropped]++
 			if b.FirstDropAfter == 0 || r.DroppedAfter < b.FirstDropAfter {

@@ -135,8 +135,10 @@ type subscriber struct {
 	alive  atomic.Bool
 
 	// Owned by the reader until it returns: why and when the server ended
-	// the connection, if it did while the scenario ran.
+	// the connection, if it did while the scenario ran, and the read error
+	// that ended it.
 	dropCode string
+	dropErr  string
 	dropped  time.Time
 }
 
@@ -278,6 +280,7 @@ func (f *fanout) readSubscriber(s *subscriber) {
 			if !f.closing.Load() {
 				f.dropped.Add(1)
 				s.dropped = time.Now()
+				s.dropErr = err.Error()
 				if s.dropCode == "" {
 					s.dropCode = closeCode(err)
 				}

@@ -108,6 +108,10 @@ type ReaderReport struct {
 	Lost         uint64  `json:"lost"`
 	Dropped      string  `json:"dropped,omitempty"` // the disconnect code, if the server dropped it
 	DroppedAfter float64 `json:"dropped_after_seconds,omitempty"`
+	// DropError is the read error that ended the connection ("unexpected
+	// EOF", "connection reset by peer", a close frame), which tells a
+	// connection the server closed silently from one it closed with a code.
+	DropError string `json:"drop_error,omitempty"`
 }
 
 // LatencyReport is the distribution of one latency: publish to delivery
