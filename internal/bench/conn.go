@@ -228,6 +228,20 @@ func (c *conn) write(b []byte) error {
 	return c.ws.WriteMessage(websocket.TextMessage, b)
 }
 
+// holdOpen reads until the connection ends: it answers pings and notices a
+// server that hangs up, counting the end in dropped unless closing is set
+// (the scenario closes its connections itself).
+func (c *conn) holdOpen(closing *atomic.Bool, dropped *atomic.Int64) {
+	for {
+		if _, err := c.readEvents(); err != nil {
+			if !closing.Load() {
+				dropped.Add(1)
+			}
+			return
+		}
+	}
+}
+
 // readEvents reads one frame and returns its events, which stay valid until
 // the next call. It answers pings itself (they are returned too).
 func (c *conn) readEvents() ([]Event, error) {

@@ -85,17 +85,7 @@ func (c *ConnectConfig) run(ctx context.Context, r *runner) error {
 		}
 		lat.Record(time.Since(t0))
 		conns[i] = conn
-		// Read until closed: answers pings and notices a server that hangs up.
-		readers.Go(func() {
-			for {
-				if _, err := conn.readEvents(); err != nil {
-					if !closing.Load() {
-						dropped.Add(1)
-					}
-					return
-				}
-			}
-		})
+		readers.Go(func() { conn.holdOpen(&closing, &dropped) })
 		return nil
 	}, &st)
 	elapsed := time.Since(start)

@@ -72,17 +72,7 @@ func (c *IdleConfig) run(ctx context.Context, r *runner) error {
 			return err
 		}
 		conns[i] = conn
-		// Read until closed: answers pings and notices a server that hangs up.
-		readers.Go(func() {
-			for {
-				if _, err := conn.readEvents(); err != nil {
-					if !closing.Load() {
-						dropped.Add(1)
-					}
-					return
-				}
-			}
-		})
+		readers.Go(func() { conn.holdOpen(&closing, &dropped) })
 		return nil
 	}, &st)
 	r.report.Connect = ConnectReport{
