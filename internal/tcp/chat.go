@@ -265,9 +265,15 @@ func (s *Server) chat(ctx context.Context, cancel context.CancelFunc, conn net.C
 	defer c.stop()
 	defer cancel()
 
+	// The others are told before the welcome is queued, so that a client
+	// that has read its welcome knows every member present then has the
+	// join notice in its queue; the wait for slow readers comes after.
 	s.room.join(c)
+	over := s.room.broadcast(c, fmt.Appendf(nil, "*** %s joined\n", peer))
 	c.enqueue(fmt.Appendf(nil, "*** welcome, you are %s; /nick NAME to change it, /help for more\n", peer))
-	s.relay(ctx, c, fmt.Appendf(nil, "*** %s joined\n", peer))
+	for _, to := range over {
+		to.waitBelow(ctx)
+	}
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 4096), maxLine)
 	for sc.Scan() {
