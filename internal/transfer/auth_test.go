@@ -310,7 +310,9 @@ func TestHoldDropsSquatter(t *testing.T) {
 	path := filepath.Join(src, "big.bin")
 	writeFile(t, path, randomBytes(3, 1<<20), 0o644, time.Now())
 	free := func() (int64, error) { return 1<<20 + 10, nil }
-	r := startReceiver(t, RecvConfig{Dir: dst, Hold: 300 * time.Millisecond, freeSpace: free})
+	// Hold must outlast any pause of the honest sender below under -race on
+	// a loaded machine (300 ms did not: 1 run in 20).
+	r := startReceiver(t, RecvConfig{Dir: dst, Hold: 2 * time.Second, freeSpace: free})
 
 	squat := dialRaw(t, r.addr)
 	a := squat.manifest([]entry{{Kind: kindFile, Name: "big.bin", Mode: 0o644, Size: 1 << 20}})
@@ -340,7 +342,7 @@ func TestHoldDropsSquatter(t *testing.T) {
 	r.connEnded(t, 1)
 	sum, err, _ := send2(t, r.addr, SendConfig{Paths: []string{path}})
 	if err != nil || sum.Verified != 1 {
-		t.Fatalf("send after the squatter: %+v, %v", sum, err)
+		t.Fatalf("send after the squatter: %+v, %v\nreceiver: %s", sum, err, r.log.dump())
 	}
 }
 
