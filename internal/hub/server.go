@@ -309,7 +309,10 @@ func (s *Server) abortAll(clients []*client, hs *http.Server) {
 
 // serveWS upgrades an HTTP request and hands the connection to the
 // connection layer. The query parameter frames=joined asks for several
-// objects due at once in one "\n"-joined frame.
+// objects due at once in one "\n"-joined frame. The client's welcome is
+// built before the upgrade and leaves with the 101 response, in one
+// write(2); a client the hub has no room for gets the 101 response alone
+// and then its disconnect.
 func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 	if !s.track() {
 		writeError(w, http.StatusServiceUnavailable, protocol.Errorf(protocol.CodeInternal, "hub is shutting down"))
@@ -320,24 +323,32 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 		s.conns.Done()
 		return // admit has answered
 	}
-	conn, err := s.layer.Upgrade(w, r, wsloop.Options{Joined: r.URL.Query().Get("frames") == "joined"})
-	if err != nil {
-		s.conns.Done()
-		return // upgradeError has answered
-	}
 	user := "anon-" + randomHex(4)
 	if claims != nil {
 		user = claims.User
 	}
 	c := &client{
 		srv:    s,
-		conn:   conn,
 		info:   protocol.ClientInfo{Client: randomHex(8), User: user},
 		remote: r.RemoteAddr,
 	}
+	opts := wsloop.Options{Joined: r.URL.Query().Get("frames") == "joined"}
+	room := s.reg.reserve()
+	if room == nil {
+		opts.Greeting = [][]byte{protocol.AppendWelcome(nil, protocol.Welcome{Client: c.info.Client, User: c.info.User, Node: s.nodeID, Version: s.version})}
+	}
+	conn, err := s.layer.Upgrade(w, r, opts)
+	if err != nil {
+		if room == nil {
+			s.reg.release()
+		}
+		s.conns.Done()
+		return // upgradeError has answered
+	}
+	c.conn = conn
 	c.ctx, c.cancel = context.WithCancel(context.Background())
 	c.startSession(claims)
-	s.startClient(c)
+	s.startClient(c, room)
 	conn.Start(c)
 }
 
@@ -352,11 +363,16 @@ func (s *Server) track() bool {
 	return true
 }
 
-// startClient registers c and queues its welcome push, or closes it when
-// the hub is full or shutting down. c's transport then runs it and calls
-// OnClose at the end.
-func (s *Server) startClient(c *client) {
-	switch err := s.reg.add(c); {
+// startClient registers c in the place reserved for it (room is what
+// reserve returned), or closes it when the hub is full or shutting down.
+// c's welcome left with the 101 response. c's transport then runs it and
+// calls OnClose at the end.
+func (s *Server) startClient(c *client, room error) {
+	err := room
+	if err == nil {
+		err = s.reg.addReserved(c)
+	}
+	switch {
 	case errors.Is(err, errTooManyClients):
 		s.log.Warn("connection refused: limit reached", "remote", c.remote, "max_connections", s.cfg.MaxConnections)
 		c.conn.Close(closingFor(protocol.Disconnect{Code: "policy", Reason: "connection limit reached; try again later", CloseStatus: 1013}))
@@ -367,7 +383,6 @@ func (s *Server) startClient(c *client) {
 	}
 	s.metrics.connected()
 	s.log.Debug("client connected", "client", c.info.Client, "user", c.info.User, "remote", c.remote, "path", c.conn.Path())
-	c.conn.Enqueue(protocol.AppendWelcome(nil, protocol.Welcome{Client: c.info.Client, User: c.info.User, Node: s.nodeID, Version: s.version}))
 }
 
 func (s *Server) upgradeError(w http.ResponseWriter, r *http.Request, status int, reason error) {

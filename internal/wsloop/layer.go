@@ -21,8 +21,6 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
-
-	"github.com/gorilla/websocket"
 )
 
 // Modes of Config.Mode.
@@ -136,6 +134,11 @@ type Options struct {
 	// by "\n" (opt-in, the old behaviour); by default each object is a
 	// frame of its own.
 	Joined bool
+	// Greeting holds encoded server objects that Upgrade sends right after
+	// the 101 response, in the same write(2), framed like queued objects
+	// (the hub's welcome). Keep it small: the write blocks until the socket
+	// takes it all. Nil sends the 101 response alone.
+	Greeting [][]byte
 }
 
 // Pressure is what Enqueue did with an object.
@@ -203,7 +206,6 @@ type Handler interface {
 // Layer upgrades connections and serves them until Run's context ends.
 type Layer struct {
 	cfg     Config
-	up      websocket.Upgrader
 	total   *total // nil without TotalBytes
 	ep      *epoll // nil: every connection takes the goroutine path
 	running atomic.Bool
@@ -225,17 +227,6 @@ func New(cfg Config) (*Layer, error) {
 	l := &Layer{cfg: cfg, conns: make(map[*goConn]struct{})}
 	if cfg.TotalBytes > 0 {
 		l.total = &total{soft: cfg.TotalBytes}
-	}
-	check := cfg.CheckOrigin
-	if check == nil {
-		check = func(*http.Request) bool { return true }
-	}
-	l.up = websocket.Upgrader{
-		ReadBufferSize:  1024,
-		WriteBufferSize: 1024,
-		WriteBufferPool: &sync.Pool{},
-		CheckOrigin:     check,
-		Error:           cfg.UpgradeError,
 	}
 	if epollSupported && cfg.Mode != ModeGoroutine {
 		ep, err := newEpoll(l)
@@ -274,15 +265,43 @@ func (l *Layer) Run(ctx context.Context) error {
 }
 
 // Upgrade completes the WebSocket handshake and returns the connection. It
-// takes the epoll path for a raw TCP socket when Mode allows, and the
-// goroutine path otherwise (TLS, or no file descriptor): per connection,
-// never dropping one. On error it has already answered the request.
+// answers the opening handshake itself (RFC 6455 section 4.2; refusals as
+// HandshakeError, answered through Config.UpgradeError), and writes the
+// 101 response and opts.Greeting in one write(2). It takes the epoll path
+// for a raw TCP socket when Mode allows, and the goroutine path otherwise
+// (TLS, or no file descriptor): per connection, never dropping one. On
+// error it has already answered the request or closed the connection.
 func (l *Layer) Upgrade(w http.ResponseWriter, r *http.Request, opts Options) (Conn, error) {
-	ws, err := l.up.Upgrade(w, r, nil)
+	key, herr := checkHandshake(r, l.cfg.CheckOrigin)
+	if herr == nil {
+		if _, ok := w.(http.Hijacker); !ok {
+			herr = errNoHijack
+		}
+	}
+	if herr != nil {
+		l.refuse(w, r, herr)
+		return nil, fmt.Errorf("wsloop: upgrade: %w", herr)
+	}
+	nc, brw, err := w.(http.Hijacker).Hijack()
 	if err != nil {
+		l.refuse(w, r, &HandshakeError{Status: http.StatusInternalServerError, Reason: err.Error()})
 		return nil, fmt.Errorf("wsloop: upgrade: %w", err)
 	}
-	nc := ws.NetConn()
+	if brw.Reader.Buffered() > 0 {
+		nc.Close()
+		return nil, errors.New("wsloop: upgrade: client sent data before handshake is complete")
+	}
+	bp := handshakeBuffers.Get().(*[]byte)
+	buf := appendFrames(appendAccept((*bp)[:0], key), opts.Greeting, opts.Joined)
+	_, err = nc.Write(buf)
+	if cap(buf) <= 4<<10 {
+		*bp = buf[:0]
+		handshakeBuffers.Put(bp)
+	}
+	if err != nil {
+		nc.Close()
+		return nil, fmt.Errorf("wsloop: upgrade: write the 101 response: %w", err)
+	}
 	if tc, ok := nc.(*net.TCPConn); ok && l.ep != nil && r.TLS == nil {
 		c, err := l.ep.attach(tc, r.RemoteAddr, opts)
 		if err == nil {
@@ -291,6 +310,20 @@ func (l *Layer) Upgrade(w http.ResponseWriter, r *http.Request, opts Options) (C
 		l.cfg.Log.Warn("wsloop: event loop cannot take the connection; serving it on a goroutine", "remote", r.RemoteAddr, "err", err)
 	}
 	return newGoConn(l, nc, r.RemoteAddr, opts), nil
+}
+
+// refuse answers a refused handshake: Config.UpgradeError, or a plain
+// reply with the status text. A version refusal names the version this
+// side speaks (RFC 6455 section 4.4).
+func (l *Layer) refuse(w http.ResponseWriter, r *http.Request, e *HandshakeError) {
+	if e.Status == http.StatusUpgradeRequired {
+		w.Header().Set("Sec-WebSocket-Version", "13")
+	}
+	if l.cfg.UpgradeError != nil {
+		l.cfg.UpgradeError(w, r, e.Status, e)
+		return
+	}
+	http.Error(w, http.StatusText(e.Status), e.Status)
 }
 
 // track adds a goroutine-path connection to the set Run closes at its end;
