@@ -134,11 +134,6 @@ type Options struct {
 	// by "\n" (opt-in, the old behaviour); by default each object is a
 	// frame of its own.
 	Joined bool
-	// Greeting holds encoded server objects that Upgrade sends right after
-	// the 101 response, in the same write(2), framed like queued objects
-	// (the hub's welcome). Keep it small: the write blocks until the socket
-	// takes it all. Nil sends the 101 response alone.
-	Greeting [][]byte
 }
 
 // Pressure is what Enqueue did with an object.
@@ -264,25 +259,53 @@ func (l *Layer) Run(ctx context.Context) error {
 	return err
 }
 
-// Upgrade completes the WebSocket handshake and returns the connection. It
-// answers the opening handshake itself (RFC 6455 section 4.2; refusals as
-// HandshakeError, answered through Config.UpgradeError), and writes the
-// 101 response and opts.Greeting in one write(2). It takes the epoll path
-// for a raw TCP socket when Mode allows, and the goroutine path otherwise
-// (TLS, or no file descriptor): per connection, never dropping one. On
-// error it has already answered the request or closed the connection.
+// Upgrade completes the WebSocket handshake and returns the connection:
+// Hijack, then Accept with no greeting. A returned Conn has completed the
+// handshake. On error it has already answered the request or closed the
+// connection.
 func (l *Layer) Upgrade(w http.ResponseWriter, r *http.Request, opts Options) (Conn, error) {
+	p, err := l.Hijack(w, r, opts)
+	if err != nil {
+		return nil, err
+	}
+	if err := p.Accept(nil); err != nil {
+		return nil, err
+	}
+	return p.Conn(), nil
+}
+
+// Pending is a connection whose opening handshake the layer has vetted and
+// taken over, not yet answered: Accept answers it. Its Conn may be
+// enqueued to and closed at once; what is queued, and the close, go out
+// after the 101 response.
+type Pending struct {
+	l      *Layer
+	nc     net.Conn
+	tc     *net.TCPConn // the epoll path: the socket to hand to the loop
+	key    string
+	joined bool
+	conn   Conn
+	ep     *epollConn // the epoll path's Conn, nil on the goroutine path
+	done   bool
+}
+
+// Hijack vets r as an opening handshake (RFC 6455 section 4.2; refusals
+// are HandshakeErrors, answered through Config.UpgradeError) and takes
+// over its connection. The connection takes the epoll path for a raw TCP
+// socket when Mode allows, and the goroutine path otherwise (TLS, or no
+// file descriptor). On error it has already answered the request or closed
+// the connection.
+func (l *Layer) Hijack(w http.ResponseWriter, r *http.Request, opts Options) (*Pending, error) {
 	key, herr := checkHandshake(r, l.cfg.CheckOrigin)
-	if herr == nil {
-		if _, ok := w.(http.Hijacker); !ok {
-			herr = errNoHijack
-		}
+	hj, ok := w.(http.Hijacker)
+	if herr == nil && !ok {
+		herr = errNoHijack
 	}
 	if herr != nil {
 		l.refuse(w, r, herr)
 		return nil, fmt.Errorf("wsloop: upgrade: %w", herr)
 	}
-	nc, brw, err := w.(http.Hijacker).Hijack()
+	nc, brw, err := hj.Hijack()
 	if err != nil {
 		l.refuse(w, r, &HandshakeError{Status: http.StatusInternalServerError, Reason: err.Error()})
 		return nil, fmt.Errorf("wsloop: upgrade: %w", err)
@@ -291,25 +314,47 @@ func (l *Layer) Upgrade(w http.ResponseWriter, r *http.Request, opts Options) (C
 		nc.Close()
 		return nil, errors.New("wsloop: upgrade: client sent data before handshake is complete")
 	}
+	p := &Pending{l: l, nc: nc, key: key, joined: opts.Joined}
+	if tc, ok := nc.(*net.TCPConn); ok && l.ep != nil && r.TLS == nil {
+		p.tc = tc
+		p.ep = l.ep.newConn(r.RemoteAddr, opts)
+		p.conn = p.ep
+	} else {
+		p.conn = newGoConn(l, nc, r.RemoteAddr, opts)
+	}
+	return p, nil
+}
+
+// Conn returns the connection; call its Start after Accept.
+func (p *Pending) Conn() Conn { return p.conn }
+
+// Accept writes the 101 response and greeting, encoded server objects
+// framed like queued ones (the hub's welcome), in one write(2), and hands
+// the socket to its path. Keep greeting small: the write blocks until the
+// socket has taken it. If the write fails, the connection is dropped (its
+// Start calls OnClose at once) and Accept returns the error. Call it once,
+// before Start.
+func (p *Pending) Accept(greeting [][]byte) error {
+	if p.done {
+		return errors.New("wsloop: Accept called twice")
+	}
+	p.done = true
 	bp := handshakeBuffers.Get().(*[]byte)
-	buf := appendFrames(appendAccept((*bp)[:0], key), opts.Greeting, opts.Joined)
-	_, err = nc.Write(buf)
+	buf := appendFrames(appendAccept((*bp)[:0], p.key), greeting, p.joined)
+	_, err := p.nc.Write(buf)
 	if cap(buf) <= 4<<10 {
 		*bp = buf[:0]
 		handshakeBuffers.Put(bp)
 	}
+	if err == nil && p.ep != nil {
+		err = p.l.ep.attach(p.ep, p.tc)
+	}
 	if err != nil {
-		nc.Close()
-		return nil, fmt.Errorf("wsloop: upgrade: write the 101 response: %w", err)
+		p.conn.Abort()
+		p.nc.Close()
+		return fmt.Errorf("wsloop: upgrade: %w", err)
 	}
-	if tc, ok := nc.(*net.TCPConn); ok && l.ep != nil && r.TLS == nil {
-		c, err := l.ep.attach(tc, r.RemoteAddr, opts)
-		if err == nil {
-			return c, nil
-		}
-		l.cfg.Log.Warn("wsloop: event loop cannot take the connection; serving it on a goroutine", "remote", r.RemoteAddr, "err", err)
-	}
-	return newGoConn(l, nc, r.RemoteAddr, opts), nil
+	return nil
 }
 
 // refuse answers a refused handshake: Config.UpgradeError, or a plain
