@@ -13,6 +13,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -325,7 +326,8 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 		return // admit has answered
 	}
 	room := s.reg.reserve()
-	pending, err := s.layer.Hijack(w, r, wsloop.Options{Joined: r.URL.Query().Get("frames") == "joined"})
+	joined := strings.Contains(r.URL.RawQuery, "frames=") && r.URL.Query().Get("frames") == "joined" // parse the query (a long token) only if it may say so
+	pending, err := s.layer.Hijack(w, r, wsloop.Options{Joined: joined})
 	if err != nil {
 		if room == nil {
 			s.reg.release()

@@ -68,19 +68,21 @@ func validKey(key string) bool {
 	if len(key) != 24 {
 		return false
 	}
-	var b [18]byte
-	n, err := base64.StdEncoding.Decode(b[:], []byte(key))
+	var src [24]byte
+	var dst [18]byte
+	copy(src[:], key)
+	n, err := base64.StdEncoding.Decode(dst[:], src[:])
 	return err == nil && n == 16
 }
 
-// appendAccept appends the 101 response to a handshake with key.
+// appendAccept appends the 101 response to a handshake with key, a valid
+// key (24 bytes).
 func appendAccept(dst []byte, key string) []byte {
-	h := sha1.New()
-	h.Write([]byte(key))
-	h.Write([]byte(acceptGUID))
-	var sum [sha1.Size]byte
+	var b [24 + len(acceptGUID)]byte
+	copy(b[copy(b[:], key):], acceptGUID)
+	sum := sha1.Sum(b[:])
 	dst = append(dst, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: "...)
-	dst = base64.StdEncoding.AppendEncode(dst, h.Sum(sum[:0]))
+	dst = base64.StdEncoding.AppendEncode(dst, sum[:])
 	return append(dst, "\r\n\r\n"...)
 }
 

@@ -90,8 +90,9 @@ type Config struct {
 	Closings map[Reason]Closing
 	// CheckOrigin vets the Origin of an upgrade request; nil accepts all.
 	CheckOrigin func(r *http.Request) bool
-	// UpgradeError writes the HTTP error reply of a failed upgrade; nil
-	// uses http.Error.
+	// UpgradeError writes the HTTP error reply of a failed upgrade (reason
+	// is a *HandshakeError, or the error of a failed hijack); nil answers
+	// with reason as plain text.
 	UpgradeError func(w http.ResponseWriter, r *http.Request, status int, reason error)
 	Log          *slog.Logger // nil discards
 }
@@ -358,8 +359,8 @@ func (p *Pending) Accept(greeting [][]byte) error {
 }
 
 // refuse answers a refused handshake: Config.UpgradeError, or a plain
-// reply with the status text. A version refusal names the version this
-// side speaks (RFC 6455 section 4.4).
+// text reply that gives the reason. A version refusal names the version
+// this side speaks (RFC 6455 section 4.4).
 func (l *Layer) refuse(w http.ResponseWriter, r *http.Request, e *HandshakeError) {
 	if e.Status == http.StatusUpgradeRequired {
 		w.Header().Set("Sec-WebSocket-Version", "13")
@@ -368,7 +369,7 @@ func (l *Layer) refuse(w http.ResponseWriter, r *http.Request, e *HandshakeError
 		l.cfg.UpgradeError(w, r, e.Status, e)
 		return
 	}
-	http.Error(w, http.StatusText(e.Status), e.Status)
+	http.Error(w, e.Reason, e.Status)
 }
 
 // track adds a goroutine-path connection to the set Run closes at its end;
