@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"errors"
 	"io"
 	"net"
 	"net/http"
@@ -333,4 +334,59 @@ func FuzzHandshake(f *testing.F) {
 			t.Fatalf("accepted key %q", k)
 		}
 	})
+}
+
+// failingConn is a hijacked connection whose writes fail.
+type failingConn struct{ streamConn }
+
+func (c *failingConn) Write([]byte) (int, error) { return 0, errors.New("broken pipe") }
+
+// TestAcceptFails: when the 101 response cannot be written, Accept
+// reports it and the connection ends: Start calls OnClose at once, on
+// either path, and nothing is left running.
+func TestAcceptFails(t *testing.T) {
+	for _, mode := range paths() {
+		t.Run(mode, func(t *testing.T) {
+			cfg := defaultConfig()
+			cfg.Mode = mode
+			l, err := New(cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			ctx, cancel := context.WithCancel(context.Background())
+			done := make(chan error, 1)
+			go func() { done <- l.Run(ctx) }()
+			defer func() {
+				cancel()
+				if err := <-done; err != nil {
+					t.Errorf("Run: %v", err)
+				}
+			}()
+			r := httptest.NewRequest("GET", "/", nil)
+			for k, v := range goodHeaders() {
+				r.Header.Set(k, v)
+			}
+			// Not a *net.TCPConn: this takes the goroutine path; the epoll
+			// path's Conn without a socket is made by hand below.
+			p, err := l.Hijack(&hijacker{conn: &failingConn{streamConn{r: bytes.NewReader(nil)}}}, r, Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if mode == ModeEpoll {
+				p.conn.Abort() // the goroutine-path Conn Hijack made
+				p.ep = l.ep.newConn("test", Options{})
+				p.conn = p.ep
+			}
+			p.Conn().Enqueue([]byte("never sent"))
+			if err := p.Accept([][]byte{[]byte("welcome")}); err == nil {
+				t.Fatal("Accept succeeded on a connection that cannot be written")
+			}
+			h := &testHandler{t: t, conn: p.Conn(), closed: make(chan struct{}), drains: make(chan struct{}, 64)}
+			p.Conn().Start(h)
+			h.waitClosed(t)
+			if _, ok := p.Conn().Closed(); ok {
+				t.Fatal("Closed reports a Closing for a dropped connection")
+			}
+		})
+	}
 }
