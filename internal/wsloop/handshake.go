@@ -25,6 +25,7 @@ type HandshakeError struct {
 	Reason string
 }
 
+// Error returns the reason, as the refusal's body gives it.
 func (e *HandshakeError) Error() string { return e.Reason }
 
 const badHandshake = "websocket: the client is not using the websocket protocol: "
@@ -35,7 +36,7 @@ var (
 	errNoUpgradeWebSocket  = &HandshakeError{http.StatusBadRequest, badHandshake + "'websocket' token not found in 'Upgrade' header"}
 	errNotGet              = &HandshakeError{http.StatusMethodNotAllowed, badHandshake + "request method is not GET"}
 	errVersion             = &HandshakeError{http.StatusUpgradeRequired, "websocket: unsupported version: 13 not found in 'Sec-Websocket-Version' header"}
-	errOrigin              = &HandshakeError{http.StatusForbidden, "websocket: request origin not allowed by Upgrader.CheckOrigin"}
+	errOrigin              = &HandshakeError{http.StatusForbidden, "websocket: request origin not allowed (Config.CheckOrigin)"}
 	errKey                 = &HandshakeError{http.StatusBadRequest, "websocket: not a websocket handshake: 'Sec-WebSocket-Key' header must be Base64 encoded value of 16-byte in length"}
 	errNoHijack            = &HandshakeError{http.StatusInternalServerError, "websocket: response does not implement http.Hijacker"}
 )
