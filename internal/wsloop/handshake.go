@@ -13,7 +13,9 @@ import (
 // order and their messages are gorilla's (v1.5.3), so clients see the same
 // refusals, with one exception that RFC 6455 section 4.4 asks for: a
 // version other than 13 gets 426 Upgrade Required and a
-// Sec-WebSocket-Version: 13 header, where gorilla answers 400.
+// Sec-WebSocket-Version: 13 header, where gorilla answers 400. Like
+// gorilla, the layer chooses no subprotocol and no extension, and drops a
+// connection whose client sent data before the 101 response.
 
 // acceptGUID is the GUID of RFC 6455 section 1.3 that the accept key hashes.
 const acceptGUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
