@@ -34,7 +34,9 @@ const benchHubEnv = "NETKIT_BENCH_CHILD_HUB"
 // when stdin closes. NETKIT_BENCH_CPUPROFILE=FILE writes the hub's CPU
 // profile, NETKIT_BENCH_HEAPPROFILE=FILE its heap profile when stdin
 // closes (before the connections end) and NETKIT_BENCH_MEMSTATS=1 prints
-// its runtime.MemStats then; NETKIT_BENCH_TRANSPORT picks hub.transport.
+// its runtime.MemStats then; NETKIT_BENCH_TRANSPORT picks hub.transport
+// and NETKIT_BENCH_JWT_SECRET sets hub.jwt_secret (for the connect
+// scenario's tokens).
 func runChildHub() int {
 	if path := os.Getenv("NETKIT_BENCH_CPUPROFILE"); path != "" {
 		f, err := os.Create(path)
@@ -56,6 +58,7 @@ func runChildHub() int {
 		cfg.Transport = t
 	}
 	opts := hub.Options{Version: "bench", Registry: prometheus.NewRegistry()}
+	cfg.JWTSecret = os.Getenv("NETKIT_BENCH_JWT_SECRET")
 	if os.Getenv("NETKIT_BENCH_METRICS") == "off" {
 		opts.Registry = nil
 	}
@@ -64,7 +67,10 @@ func runChildHub() int {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	// No TCP keep-alive on accepted connections, like netkit hub's
+	// listener (internal/cli/hub.go).
+	lc := net.ListenConfig{KeepAlive: -1}
+	ln, err := lc.Listen(context.Background(), "tcp", "127.0.0.1:0")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1

@@ -24,6 +24,7 @@ type registry struct {
 	users    map[string][]*client // a user's clients; guarded by mu
 	channels map[string]*channel  // channels with local subscribers; guarded by mu
 	subCount int                  // sum of the channels' subscribers; guarded by mu
+	reserved int                  // places held by reserve for clients being upgraded; guarded by mu
 }
 
 // channel is one channel with local subscribers.
@@ -49,15 +50,60 @@ func newRegistry(maxClients int) *registry {
 func (r *registry) add(c *client) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	if err := r.roomLocked(); err != nil {
+		return err
+	}
+	r.addLocked(c)
+	return nil
+}
+
+// reserve holds a place for a client whose connection is being upgraded,
+// so that the connection limit is known before the 101 response is sent.
+// Each reserve that returns nil is followed by one addReserved or release.
+func (r *registry) reserve() error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if err := r.roomLocked(); err != nil {
+		return err
+	}
+	r.reserved++
+	return nil
+}
+
+// release gives back a place reserve held.
+func (r *registry) release() {
+	r.mu.Lock()
+	r.reserved--
+	r.mu.Unlock()
+}
+
+// addReserved registers c in the place reserve held for it; it fails only
+// when the registry has closed since.
+func (r *registry) addReserved(c *client) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.reserved--
 	if r.closed {
 		return errClosed
 	}
-	if r.maxClients > 0 && len(r.clients) >= r.maxClients {
+	r.addLocked(c)
+	return nil
+}
+
+// roomLocked reports whether one more client may be added or reserved.
+func (r *registry) roomLocked() error {
+	if r.closed {
+		return errClosed
+	}
+	if r.maxClients > 0 && len(r.clients)+r.reserved >= r.maxClients {
 		return errTooManyClients
 	}
+	return nil
+}
+
+func (r *registry) addLocked(c *client) {
 	r.clients[c] = struct{}{}
 	r.users[c.info.User] = append(r.users[c.info.User], c)
-	return nil
 }
 
 // remove unregisters c and returns the channels it was subscribed to.

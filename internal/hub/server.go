@@ -13,6 +13,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -309,7 +310,11 @@ func (s *Server) abortAll(clients []*client, hs *http.Server) {
 
 // serveWS upgrades an HTTP request and hands the connection to the
 // connection layer. The query parameter frames=joined asks for several
-// objects due at once in one "\n"-joined frame.
+// objects due at once in one "\n"-joined frame. The client is registered
+// before the 101 response is written, and its welcome leaves with the 101
+// in one write(2): a client that has read its welcome can be reached. A
+// client the hub has no room for gets the 101 response alone and then its
+// disconnect.
 func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 	if !s.track() {
 		writeError(w, http.StatusServiceUnavailable, protocol.Errorf(protocol.CodeInternal, "hub is shutting down"))
@@ -320,8 +325,13 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 		s.conns.Done()
 		return // admit has answered
 	}
-	conn, err := s.layer.Upgrade(w, r, wsloop.Options{Joined: r.URL.Query().Get("frames") == "joined"})
+	room := s.reg.reserve()
+	joined := strings.Contains(r.URL.RawQuery, "frames=") && r.URL.Query().Get("frames") == "joined" // parse the query (a long token) only if it may say so
+	pending, err := s.layer.Hijack(w, r, wsloop.Options{Joined: joined})
 	if err != nil {
+		if room == nil {
+			s.reg.release()
+		}
 		s.conns.Done()
 		return // upgradeError has answered
 	}
@@ -331,14 +341,18 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 	}
 	c := &client{
 		srv:    s,
-		conn:   conn,
+		conn:   pending.Conn(),
 		info:   protocol.ClientInfo{Client: randomHex(8), User: user},
 		remote: r.RemoteAddr,
 	}
 	c.ctx, c.cancel = context.WithCancel(context.Background())
 	c.startSession(claims)
-	s.startClient(c)
-	conn.Start(c)
+	var greeting [][]byte
+	if s.startClient(c, room) {
+		greeting = [][]byte{protocol.AppendWelcome(nil, protocol.Welcome{Client: c.info.Client, User: c.info.User, Node: s.nodeID, Version: s.version})}
+	}
+	pending.Accept(greeting) // on failure Start ends the connection at once
+	c.conn.Start(c)
 }
 
 // track counts a new connection, unless the server is shutting down.
@@ -352,22 +366,27 @@ func (s *Server) track() bool {
 	return true
 }
 
-// startClient registers c and queues its welcome push, or closes it when
-// the hub is full or shutting down. c's transport then runs it and calls
+// startClient registers c in the place reserved for it (room is what
+// reserve returned) and reports whether it did; when the hub is full or
+// shutting down it closes c instead. c's transport then runs it and calls
 // OnClose at the end.
-func (s *Server) startClient(c *client) {
-	switch err := s.reg.add(c); {
+func (s *Server) startClient(c *client, room error) bool {
+	err := room
+	if err == nil {
+		err = s.reg.addReserved(c)
+	}
+	switch {
 	case errors.Is(err, errTooManyClients):
 		s.log.Warn("connection refused: limit reached", "remote", c.remote, "max_connections", s.cfg.MaxConnections)
 		c.conn.Close(closingFor(protocol.Disconnect{Code: "policy", Reason: "connection limit reached; try again later", CloseStatus: 1013}))
-		return
+		return false
 	case err != nil:
 		c.conn.Close(closingFor(protocol.DisconnectShutdown))
-		return
+		return false
 	}
 	s.metrics.connected()
 	s.log.Debug("client connected", "client", c.info.Client, "user", c.info.User, "remote", c.remote, "path", c.conn.Path())
-	c.conn.Enqueue(protocol.AppendWelcome(nil, protocol.Welcome{Client: c.info.Client, User: c.info.User, Node: s.nodeID, Version: s.version}))
+	return true
 }
 
 func (s *Server) upgradeError(w http.ResponseWriter, r *http.Request, status int, reason error) {

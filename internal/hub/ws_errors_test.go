@@ -255,4 +255,20 @@ func TestUpgrade(t *testing.T) {
 		status, _, body := apiDo(t, newAPIRequest(t, h, "GET", "/ws", ""))
 		expectAPIError(t, status, body, http.StatusBadRequest, "bad_request", "websocket")
 	})
+
+	// RFC 6455 section 4.4: another version gets 426 and the version the
+	// hub speaks.
+	t.Run("version 8", func(t *testing.T) {
+		req := newAPIRequest(t, h, "GET", "/ws", "")
+		req.Header.Del("Authorization") // a bearer here is a client token
+		req.Header.Set("Connection", "Upgrade")
+		req.Header.Set("Upgrade", "websocket")
+		req.Header.Set("Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ==")
+		req.Header.Set("Sec-WebSocket-Version", "8")
+		status, header, body := apiDo(t, req)
+		expectAPIError(t, status, body, http.StatusUpgradeRequired, "bad_request", "unsupported version")
+		if v := header.Get("Sec-WebSocket-Version"); v != "13" {
+			t.Fatalf("Sec-WebSocket-Version = %q, want 13", v)
+		}
+	})
 }

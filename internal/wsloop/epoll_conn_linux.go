@@ -3,6 +3,7 @@
 package wsloop
 
 import (
+	"errors"
 	"sync/atomic"
 	"time"
 
@@ -44,23 +45,45 @@ type epollConn struct {
 	closeDeadline int64
 }
 
-// Start registers the connection with its poller.
+// Start registers the connection with its poller. It adds the socket to
+// the poller's epoll set itself, and wakes the poller only if something
+// is due already (a queued object, a close, a pause): a connection whose
+// greeting left with the 101 response costs the poller no wake-up. The
+// poller takes it into its table at its next round, or at the socket's
+// first event.
 func (c *epollConn) Start(h Handler) {
 	c.h = h
 	p := c.p
+	err := errNoSocket // Accept failed
+	if c.fd >= 0 {
+		err = p.watchNew(c.fd)
+	}
 	p.mu.Lock()
-	if p.stopped {
+	if p.stopped || err != nil {
 		p.mu.Unlock()
+		if err != nil && !errors.Is(err, errPollerShut) && !errors.Is(err, errNoSocket) {
+			p.cfg.Log.Warn("wsloop: cannot watch connection", "err", err)
+		}
 		c.closeReq.CompareAndSwap(nil, abortRequest)
-		unix.Close(c.fd)
+		if c.fd >= 0 {
+			unix.Close(c.fd) // also takes it out of the epoll set
+		}
 		c.out.Discard()
 		h.OnClose()
 		return
 	}
 	p.adds = append(p.adds, c)
 	p.mu.Unlock()
-	p.wake()
+	// Checked after the add: an Enqueue, Close, Abort or SetReadPaused
+	// from here on schedules c after it, and the poller registers adds
+	// before it flushes.
+	if c.closeReq.Load() != nil || c.out.Len() > 0 || c.paused.Load() {
+		p.wake()
+	}
 }
+
+// errNoSocket is Start's error for a connection that never got its socket.
+var errNoSocket = errors.New("wsloop: no socket")
 
 // Enqueue queues one encoded server object for writing. It never blocks.
 func (c *epollConn) Enqueue(b []byte) Pressure {

@@ -65,13 +65,22 @@ func (e *epoll) run(ctx context.Context) error {
 	return errors.Join(errs...)
 }
 
-// attach takes over tc, a connection that has completed the WebSocket
-// handshake and whose buffered reader holds nothing: it keeps a duplicate
-// of the socket and closes tc. On error tc is left open.
-func (e *epoll) attach(tc *net.TCPConn, remote string, opts Options) (*epollConn, error) {
+// newConn returns a connection for the loop that has no socket yet
+// (fd -1): attach gives it one. It may be enqueued to and closed before.
+func (e *epoll) newConn(remote string, opts Options) *epollConn {
+	p := e.pollers[int(e.next.Add(1))%len(e.pollers)]
+	c := &epollConn{p: p, fd: -1, remote: remote, joined: opts.Joined, out: e.l.newOutbox()}
+	c.rd.max = e.l.cfg.MaxMessage
+	return c
+}
+
+// attach gives c the socket of tc, a connection that has completed the
+// WebSocket handshake and whose buffered reader holds nothing: c keeps a
+// duplicate of the socket and tc is closed. On error tc is left open.
+func (e *epoll) attach(c *epollConn, tc *net.TCPConn) error {
 	rc, err := tc.SyscallConn()
 	if err != nil {
-		return nil, fmt.Errorf("wsloop: %w", err)
+		return fmt.Errorf("wsloop: %w", err)
 	}
 	fd := -1
 	var dupErr error
@@ -79,17 +88,15 @@ func (e *epoll) attach(tc *net.TCPConn, remote string, opts Options) (*epollConn
 		dupErr = err
 	}
 	if dupErr != nil {
-		return nil, fmt.Errorf("wsloop: duplicate socket: %w", dupErr)
+		return fmt.Errorf("wsloop: duplicate socket: %w", dupErr)
 	}
-	if err := unix.SetNonblock(fd, true); err != nil {
-		unix.Close(fd)
-		return nil, fmt.Errorf("wsloop: %w", err)
-	}
+	// The duplicate shares the socket's open file description, so it is
+	// non-blocking like every socket of package net, and once tc is closed
+	// (Close waits until it is) it is the only descriptor of that socket:
+	// closing it takes it out of the epoll set too.
 	tc.Close()
-	p := e.pollers[int(e.next.Add(1))%len(e.pollers)]
-	c := &epollConn{p: p, fd: fd, remote: remote, joined: opts.Joined, out: e.l.newOutbox()}
-	c.rd.max = e.l.cfg.MaxMessage
-	return c, nil
+	c.fd = fd
+	return nil
 }
 
 // poller is one event-loop goroutine with its epoll instance.
@@ -259,7 +266,12 @@ func (p *poller) event(fd int, events uint32) {
 	}
 	c := p.conns[fd]
 	if c == nil {
-		return
+		// A connection Start has put in the epoll set but not yet in the
+		// table (or a stale event of one closed in this round).
+		p.registerAdds()
+		if c = p.conns[fd]; c == nil {
+			return
+		}
 	}
 	if events&unix.EPOLLOUT != 0 {
 		p.writable(c)
@@ -316,16 +328,48 @@ func (p *poller) recycle(list, due []*epollConn) {
 	p.mu.Unlock()
 }
 
-func (p *poller) register(c *epollConn) {
-	ev := unix.EpollEvent{Events: unix.EPOLLIN | unix.EPOLLRDHUP, Fd: int32(c.fd)}
-	if err := unix.EpollCtl(p.epfd, unix.EPOLL_CTL_ADD, c.fd, &ev); err != nil {
-		p.cfg.Log.Warn("wsloop: cannot watch connection", "err", err)
-		p.closeConn(c)
-		return
+// errPollerShut is watchNew's error after the loop has stopped.
+var errPollerShut = errors.New("wsloop: event loop stopped")
+
+// watchNew adds fd to the poller's epoll set; any goroutine may call it.
+func (p *poller) watchNew(fd int) error {
+	p.fdMu.RLock()
+	defer p.fdMu.RUnlock()
+	if p.shut {
+		return errPollerShut
 	}
+	ev := unix.EpollEvent{Events: unix.EPOLLIN | unix.EPOLLRDHUP, Fd: int32(fd)}
+	if err := unix.EpollCtl(p.epfd, unix.EPOLL_CTL_ADD, fd, &ev); err != nil {
+		return fmt.Errorf("wsloop: epoll_ctl: %w", err)
+	}
+	return nil
+}
+
+// registerAdds takes the connections Start has added into the poller's
+// table.
+func (p *poller) registerAdds() {
+	p.mu.Lock()
+	adds := p.adds
+	p.adds = nil
+	p.mu.Unlock()
+	for _, c := range adds {
+		p.register(c)
+	}
+}
+
+// register takes c, already in the epoll set, into the poller's table and
+// flushes what it has due. With a write delay, objects queued before
+// registration wait for it like any others.
+func (p *poller) register(c *epollConn) {
 	p.conns[c.fd] = c
 	c.registered = true
 	c.lastRead, c.lastPing = p.now, p.now
+	if p.delay > 0 && c.closeReq.Load() == nil && !c.aborted.Load() && c.paused.Load() == c.readOff {
+		if c.out.Len() > 0 {
+			p.schedule(c, false)
+		}
+		return
+	}
 	p.flush(c)
 }
 
@@ -654,10 +698,9 @@ func (p *poller) closeConn(c *epollConn) {
 	c.closed = true
 	c.closeReq.CompareAndSwap(nil, abortRequest)
 	if c.registered {
-		unix.EpollCtl(p.epfd, unix.EPOLL_CTL_DEL, c.fd, nil)
 		delete(p.conns, c.fd)
 	}
-	unix.Close(c.fd)
+	unix.Close(c.fd) // the only descriptor of the socket (attach): this also takes it out of the epoll set
 	c.in, c.pong, c.pending, c.rd.msg = nil, nil, nil, nil
 	c.out.Discard()
 	c.h.OnClose()

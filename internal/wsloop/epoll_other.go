@@ -24,6 +24,13 @@ func (*epoll) run(ctx context.Context) error {
 	return nil
 }
 
-func (*epoll) attach(*net.TCPConn, string, Options) (Conn, error) {
-	return nil, errors.New("wsloop: no event loop on this platform")
+// epollConn is never made on this platform (Layer.ep is nil).
+type epollConn struct{ Conn }
+
+func (*epoll) newConn(string, Options) *epollConn {
+	panic("wsloop: no event loop on this platform")
+}
+
+func (*epoll) attach(*epollConn, *net.TCPConn) error {
+	return errors.New("wsloop: no event loop on this platform")
 }

@@ -163,6 +163,7 @@ func (c *goConn) Close(cl Closing) { c.request(c.l.request(cl)) }
 // Abort drops the connection at once.
 func (c *goConn) Abort() {
 	c.request(abortRequest)
+	c.pingTimer.Stop() // also for a connection never started (a failed Accept)
 	c.nc.Close()
 }
 

@@ -21,8 +21,6 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
-
-	"github.com/gorilla/websocket"
 )
 
 // Modes of Config.Mode.
@@ -92,8 +90,9 @@ type Config struct {
 	Closings map[Reason]Closing
 	// CheckOrigin vets the Origin of an upgrade request; nil accepts all.
 	CheckOrigin func(r *http.Request) bool
-	// UpgradeError writes the HTTP error reply of a failed upgrade; nil
-	// uses http.Error.
+	// UpgradeError writes the HTTP error reply of a failed upgrade (reason
+	// is a *HandshakeError, or the error of a failed hijack); nil answers
+	// with reason as plain text.
 	UpgradeError func(w http.ResponseWriter, r *http.Request, status int, reason error)
 	Log          *slog.Logger // nil discards
 }
@@ -203,7 +202,6 @@ type Handler interface {
 // Layer upgrades connections and serves them until Run's context ends.
 type Layer struct {
 	cfg     Config
-	up      websocket.Upgrader
 	total   *total // nil without TotalBytes
 	ep      *epoll // nil: every connection takes the goroutine path
 	running atomic.Bool
@@ -225,17 +223,6 @@ func New(cfg Config) (*Layer, error) {
 	l := &Layer{cfg: cfg, conns: make(map[*goConn]struct{})}
 	if cfg.TotalBytes > 0 {
 		l.total = &total{soft: cfg.TotalBytes}
-	}
-	check := cfg.CheckOrigin
-	if check == nil {
-		check = func(*http.Request) bool { return true }
-	}
-	l.up = websocket.Upgrader{
-		ReadBufferSize:  1024,
-		WriteBufferSize: 1024,
-		WriteBufferPool: &sync.Pool{},
-		CheckOrigin:     check,
-		Error:           cfg.UpgradeError,
 	}
 	if epollSupported && cfg.Mode != ModeGoroutine {
 		ep, err := newEpoll(l)
@@ -273,24 +260,116 @@ func (l *Layer) Run(ctx context.Context) error {
 	return err
 }
 
-// Upgrade completes the WebSocket handshake and returns the connection. It
-// takes the epoll path for a raw TCP socket when Mode allows, and the
-// goroutine path otherwise (TLS, or no file descriptor): per connection,
-// never dropping one. On error it has already answered the request.
+// Upgrade completes the WebSocket handshake and returns the connection:
+// Hijack, then Accept with no greeting. A returned Conn has completed the
+// handshake. On error it has already answered the request or closed the
+// connection.
 func (l *Layer) Upgrade(w http.ResponseWriter, r *http.Request, opts Options) (Conn, error) {
-	ws, err := l.up.Upgrade(w, r, nil)
+	p, err := l.Hijack(w, r, opts)
 	if err != nil {
+		return nil, err
+	}
+	if err := p.Accept(nil); err != nil {
+		return nil, err
+	}
+	return p.Conn(), nil
+}
+
+// Pending is a connection whose opening handshake the layer has vetted and
+// taken over, not yet answered: Accept answers it. Its Conn may be
+// enqueued to and closed at once; what is queued, and the close, go out
+// after the 101 response.
+type Pending struct {
+	l      *Layer
+	nc     net.Conn
+	tc     *net.TCPConn // the epoll path: the socket to hand to the loop
+	key    string
+	joined bool
+	conn   Conn
+	ep     *epollConn // the epoll path's Conn, nil on the goroutine path
+	done   bool
+}
+
+// Hijack vets r as an opening handshake (RFC 6455 section 4.2; refusals
+// are HandshakeErrors, answered through Config.UpgradeError) and takes
+// over its connection. The connection takes the epoll path for a raw TCP
+// socket when Mode allows, and the goroutine path otherwise (TLS, or no
+// file descriptor). On error it has already answered the request or closed
+// the connection.
+func (l *Layer) Hijack(w http.ResponseWriter, r *http.Request, opts Options) (*Pending, error) {
+	key, herr := checkHandshake(r, l.cfg.CheckOrigin)
+	hj, ok := w.(http.Hijacker)
+	if herr == nil && !ok {
+		herr = errNoHijack
+	}
+	if herr != nil {
+		l.refuse(w, r, herr)
+		return nil, fmt.Errorf("wsloop: upgrade: %w", herr)
+	}
+	nc, brw, err := hj.Hijack()
+	if err != nil {
+		l.refuse(w, r, &HandshakeError{Status: http.StatusInternalServerError, Reason: err.Error()})
 		return nil, fmt.Errorf("wsloop: upgrade: %w", err)
 	}
-	nc := ws.NetConn()
-	if tc, ok := nc.(*net.TCPConn); ok && l.ep != nil && r.TLS == nil {
-		c, err := l.ep.attach(tc, r.RemoteAddr, opts)
-		if err == nil {
-			return c, nil
-		}
-		l.cfg.Log.Warn("wsloop: event loop cannot take the connection; serving it on a goroutine", "remote", r.RemoteAddr, "err", err)
+	if brw.Reader.Buffered() > 0 {
+		nc.Close()
+		return nil, errors.New("wsloop: upgrade: client sent data before handshake is complete")
 	}
-	return newGoConn(l, nc, r.RemoteAddr, opts), nil
+	p := &Pending{l: l, nc: nc, key: key, joined: opts.Joined}
+	if tc, ok := nc.(*net.TCPConn); ok && l.ep != nil && r.TLS == nil {
+		p.tc = tc
+		p.ep = l.ep.newConn(r.RemoteAddr, opts)
+		p.conn = p.ep
+	} else {
+		p.conn = newGoConn(l, nc, r.RemoteAddr, opts)
+	}
+	return p, nil
+}
+
+// Conn returns the connection; call its Start after Accept.
+func (p *Pending) Conn() Conn { return p.conn }
+
+// Accept writes the 101 response and greeting, encoded server objects
+// framed like queued ones (the hub's welcome), in one write(2), and hands
+// the socket to its path. Keep greeting small: the write blocks until the
+// socket has taken it. If the write fails, the connection is dropped (its
+// Start calls OnClose at once) and Accept returns the error. Call it once,
+// before Start.
+func (p *Pending) Accept(greeting [][]byte) error {
+	if p.done {
+		return errors.New("wsloop: Accept called twice")
+	}
+	p.done = true
+	bp := handshakeBuffers.Get().(*[]byte)
+	buf := appendFrames(appendAccept((*bp)[:0], p.key), greeting, p.joined)
+	_, err := p.nc.Write(buf)
+	if cap(buf) <= 4<<10 {
+		*bp = buf[:0]
+		handshakeBuffers.Put(bp)
+	}
+	if err == nil && p.ep != nil {
+		err = p.l.ep.attach(p.ep, p.tc)
+	}
+	if err != nil {
+		p.conn.Abort()
+		p.nc.Close()
+		return fmt.Errorf("wsloop: upgrade: %w", err)
+	}
+	return nil
+}
+
+// refuse answers a refused handshake: Config.UpgradeError, or a plain
+// text reply that gives the reason. A version refusal names the version
+// this side speaks (RFC 6455 section 4.4).
+func (l *Layer) refuse(w http.ResponseWriter, r *http.Request, e *HandshakeError) {
+	if e.Status == http.StatusUpgradeRequired {
+		w.Header().Set("Sec-WebSocket-Version", "13")
+	}
+	if l.cfg.UpgradeError != nil {
+		l.cfg.UpgradeError(w, r, e.Status, e)
+		return
+	}
+	http.Error(w, e.Reason, e.Status)
 }
 
 // track adds a goroutine-path connection to the set Run closes at its end;
