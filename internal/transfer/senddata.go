@@ -170,7 +170,7 @@ func (s *sender) copyBody(f *os.File, src source, off int64, h *hasher) (changed
 	if h != nil && src.Size-off >= pipeMinSize && runtime.GOMAXPROCS(0) > 1 {
 		return s.copyBodyPiped(f, src, off, h)
 	}
-	buf := s.buffer()
+	buf := s.buffer()[:pieceSize]
 	tk := s.ticker(src)
 	for pos := off; pos < src.Size; {
 		chunk := buf[:min(int64(len(buf)), src.Size-pos)]
