@@ -65,16 +65,17 @@ echo "|---|---|---:|---:|---:|---:|---:|---:|"
 for rep in $(seq "$runs"); do
 	rm -rf "$dir" && mkdir -p "$dir"
 	head -c $((bytes + bytes / 16)) /dev/zero >"$dir.warm" && rm -f "$dir.warm"
-	taskset -c 1 /usr/bin/time -o "$OUT/recv.$rep.time" -f "%U %S" perf record -q -o "$OUT/recv.$rep.data" -- \
+	taskset -c 1 perf record -q -o "$OUT/recv.$rep.data" -- /usr/bin/time -o "$OUT/recv.$rep.time" -f "%U %S" \
 		"$nk" recv --listen 127.0.0.1:$port $flags --dir "$dir" --once --quiet >"$OUT/recv.$rep.log" 2>&1 &
 	rpid=$!
 	for _ in $(seq 100); do ss -Hltn "sport = :$port" | grep -q . && break; sleep 0.05; done
-	taskset -c 0 /usr/bin/time -o "$OUT/send.$rep.time" -f "%U %S" perf record -q -o "$OUT/send.$rep.data" -- \
+	taskset -c 0 perf record -q -o "$OUT/send.$rep.data" -- /usr/bin/time -o "$OUT/send.$rep.time" -f "%U %S" \
 		"$nk" send --quiet $flags "$in" 127.0.0.1:$port >"$OUT/send.$rep.log" 2>&1
 	wait "$rpid"
 	cmp "$in" "$dir/$(basename "$in")" || die "run $rep: output differs"
 	for end in send recv; do
-		# /usr/bin/time counts perf too; perf's own share is small and not in the samples.
+		# /usr/bin/time runs under perf and counts netkit alone (perf's own
+		# CPU is not in it; the sampling interrupts are).
 		cpu=$(awk '{ print $1 + $2 }' "$OUT/$end.$rep.time")
 		read -r b a u k < <(shares "$OUT/$end.$rep.data")
 		awk -v r="$rep" -v e="$end" -v c="$cpu" -v g="$((bytes))" -v b="$b" -v a="$a" -v u="$u" -v k="$k" 'BEGIN {
