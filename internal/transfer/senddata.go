@@ -170,6 +170,12 @@ func (s *sender) copyBody(f *os.File, src source, off int64, h *hasher) (changed
 	if h != nil && src.Size-off >= pipeMinSize && runtime.GOMAXPROCS(0) > 1 {
 		return s.copyBodyPiped(f, src, off, h)
 	}
+	return s.copyBodySerial(f, src, off, h)
+}
+
+// copyBodySerial reads, hashes and writes a piece at a time on this
+// goroutine.
+func (s *sender) copyBodySerial(f *os.File, src source, off int64, h *hasher) (changed, err error) {
 	buf := s.buffer()[:pieceSize]
 	tk := s.ticker(src)
 	for pos := off; pos < src.Size; {
