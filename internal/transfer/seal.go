@@ -39,6 +39,9 @@ type sealedConn struct {
 	plain    []byte // what is left of its plaintext
 	wbuf     []byte // the record being written
 	rerr     error  // sticky read error
+	rhdr     [4]byte
+	rnonce   [12]byte // the read side's nonce, rewritten per record (no allocation)
+	wnonce   [12]byte // the write side's
 }
 
 func newSealedConn(conn net.Conn, r io.Reader, readKey, writeKey []byte) (*sealedConn, error) {
@@ -67,6 +70,11 @@ func newGCM(key []byte) (cipher.AEAD, error) {
 
 func nonce(seq uint64) []byte {
 	var n [12]byte
+	return setNonce(&n, seq)
+}
+
+// setNonce writes seq as a nonce into n and returns it.
+func setNonce(n *[12]byte, seq uint64) []byte {
 	binary.BigEndian.PutUint64(n[4:], seq)
 	return n[:]
 }
@@ -103,11 +111,11 @@ func (c *sealedConn) Read(p []byte) (int, error) {
 // returning the plaintext's length, else into the record buffer, leaving
 // the plaintext in c.plain and returning 0.
 func (c *sealedConn) readRecord(p []byte) (int, error) {
-	var hdr [4]byte
-	if _, err := io.ReadFull(c.r, hdr[:]); err != nil {
+	hdr := c.rhdr[:]
+	if _, err := io.ReadFull(c.r, hdr); err != nil {
 		return 0, err
 	}
-	n := binary.BigEndian.Uint32(hdr[:])
+	n := binary.BigEndian.Uint32(hdr)
 	if n < sealTagLen || n > maxRecord+sealTagLen {
 		return 0, ErrTampered
 	}
@@ -125,7 +133,7 @@ func (c *sealedConn) readRecord(p []byte) (int, error) {
 		}
 		return 0, err
 	}
-	plain, err := c.rd.Open(body[:0], nonce(c.rseq), body, hdr[:])
+	plain, err := c.rd.Open(body[:0], setNonce(&c.rnonce, c.rseq), body, hdr)
 	if err != nil {
 		return 0, ErrTampered
 	}
@@ -146,7 +154,7 @@ func (c *sealedConn) Write(p []byte) (int, error) {
 			c.wbuf = make([]byte, 0, 4+maxRecord+sealTagLen)
 		}
 		b := binary.BigEndian.AppendUint32(c.wbuf[:0], uint32(k+sealTagLen))
-		b = c.wr.Seal(b, nonce(c.wseq), p[:k], b[:4])
+		b = c.wr.Seal(b, setNonce(&c.wnonce, c.wseq), p[:k], b[:4])
 		c.wseq++
 		if _, err := c.Conn.Write(b); err != nil {
 			return done, err
