@@ -39,6 +39,9 @@
 #
 # Environment: OUT, the directory for the report and logs (default: a new
 # one under /tmp); NETKIT_BIN, a netkit binary instead of building one;
+# NETKIT_BASE_BIN, a second netkit binary (say, built from main before a
+# change) measured in the same runs as rows netkit-base and
+# netkit-open-base, for a before/after side by side;
 # PORT, the first TCP port to use (default 19100; each run takes the next).
 # Needs /usr/bin/time (apt-get install time), nc (netcat-openbsd), socat.
 set -euo pipefail
@@ -114,6 +117,11 @@ else
 	echo "NOTE: netkit has no working send/recv yet ($(head -c 200 "$OUT/trial.log" | tr '\n' ' ')); measuring the others only." >&2
 fi
 port=$((port + 1))
+base=${NETKIT_BASE_BIN:-}
+if [ -n "$base" ] && [ "$have_netkit" = 1 ]; then
+	[ -x "$base" ] || die "NETKIT_BASE_BIN=$base is not an executable"
+	tools="$tools netkit-base netkit-open-base"
+fi
 if [ "$probes" = 1 ]; then
 	(cd bench/transfer && go build -o "$OUT/probe" ./probe)
 	tools="$tools go-a go-b go-c go-d go-e go-f"
@@ -126,6 +134,8 @@ receiver_cmd() {
 	socat) echo "socat -u TCP-LISTEN:$port,reuseaddr,bind=127.0.0.1 OPEN:$out,creat,trunc" ;;
 	netkit) echo "$nk recv --listen 127.0.0.1:$port --code $code --dir $nkdir --once --quiet" ;;
 	netkit-open) echo "$nk recv --open --listen 127.0.0.1:$port --dir $nkdir --once --quiet" ;;
+	netkit-base) echo "$base recv --listen 127.0.0.1:$port --code $code --dir $nkdir --once --quiet" ;;
+	netkit-open-base) echo "$base recv --open --listen 127.0.0.1:$port --dir $nkdir --once --quiet" ;;
 	go-?) echo "$OUT/probe recv -mode ${1#go-} -listen 127.0.0.1:$port -out $out" ;;
 	esac
 }
@@ -136,6 +146,8 @@ sender_cmd() {
 	socat) echo "socat -u OPEN:$in TCP:127.0.0.1:$port" ;;
 	netkit) echo "$nk send --quiet --code $code $in 127.0.0.1:$port" ;;
 	netkit-open) echo "$nk send --quiet --open $in 127.0.0.1:$port" ;;
+	netkit-base) echo "$base send --quiet --code $code $in 127.0.0.1:$port" ;;
+	netkit-open-base) echo "$base send --quiet --open $in 127.0.0.1:$port" ;;
 	go-?) echo "$OUT/probe send -mode ${1#go-} -addr 127.0.0.1:$port $in" ;;
 	esac
 }
@@ -176,14 +188,17 @@ run_one() {
 	recv_pid=
 	[ "$rc" = 0 ] || die "$tool run $rep failed (exit $rc); logs in $OUT/$tool.$rep.*"
 	cmp "$in" "$(output_of "$tool")" || die "$tool run $rep: OUTPUT DIFFERS FROM INPUT"
-	local cpu
-	cpu=$(cat "$rt" "$st" | awk 'NF == 3 && $1 ~ /^[0-9.]+$/ { s += $2 + $3 } END { printf "%.3f", s }')
-	printf '%s\t%s\t%.3f\t%s\n' "$tool" "$rep" "$(echo "($t1 - $t0) / 1000000000" | bc -l)" "$cpu" >>"$OUT/runs.tsv"
+	local scpu rcpu
+	scpu=$(awk 'NF == 3 && $1 ~ /^[0-9.]+$/ { s += $2 + $3 } END { printf "%.3f", s }' "$st")
+	rcpu=$(awk 'NF == 3 && $1 ~ /^[0-9.]+$/ { s += $2 + $3 } END { printf "%.3f", s }' "$rt")
+	printf '%s\t%s\t%.3f\t%.3f\t%s\t%s\n' "$tool" "$rep" "$(echo "($t1 - $t0) / 1000000000" | bc -l)" \
+		"$(echo "$scpu + $rcpu" | bc -l)" "$scpu" "$rcpu" >>"$OUT/runs.tsv"
 	rm -rf "$out" "$nkdir"
 	port=$((port + 1))
 }
 
 : >"$OUT/runs.tsv"
+load0=$(cut -d' ' -f1-3 /proc/loadavg)
 set -- $tools
 ntools=$#
 for rep in $(seq "$runs"); do
@@ -204,10 +219,12 @@ done
 	echo "$(awk '/MemTotal/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo), Linux $(uname -r); $(go version | cut -d' ' -f3);"
 	echo "$(nc -h 2>&1 | head -1); socat $(socat -V | awk '/socat version/ { print $3 }'); $(cp --version | head -1)."
 	echo "GB/s = 10^9 bytes per second of wall time; CPU = user + system of sender and receiver."
+	[ -n "$base" ] && echo "netkit-base, netkit-open-base: $base (netkit, netkit-open: $nk), in the same runs."
+	echo "Load average before the runs: $load0; after: $(cut -d' ' -f1-3 /proc/loadavg)."
 	[ "$have_netkit" = 1 ] || echo "netkit: not measured (no build, or no working send/recv yet)."
 	echo
-	echo "| tool | GB/s (min–max) | CPU s per GiB (min–max) | throughput vs nc | CPU per GiB vs nc |"
-	echo "|---|---:|---:|---:|---:|"
+	echo "| tool | GB/s (min–max) | CPU s per GiB (min–max) | sender + receiver | throughput vs nc | CPU per GiB vs nc |"
+	echo "|---|---:|---:|---:|---:|---:|"
 	awk -v bytes="$bytes" -v order="$tools" '
 		function median(v, n,   i, j, t) {
 			for (i = 1; i <= n; i++) for (j = i + 1; j <= n; j++) if (v[j] < v[i]) { t = v[i]; v[i] = v[j]; v[j] = t }
@@ -215,21 +232,23 @@ done
 		}
 		{
 			k = ++n[$1]; gbs[$1, k] = bytes / $3 / 1e9; cpg[$1, k] = $4 / (bytes / 2^30)
+			sc[$1, k] = $5 / (bytes / 2^30); rcp[$1, k] = $6 / (bytes / 2^30)
 		}
 		END {
 			split(order, tl, " ")
 			for (t in n) {
-				delete a; delete b
-				for (i = 1; i <= n[t]; i++) { a[i] = gbs[t, i]; b[i] = cpg[t, i] }
-				mg[t] = median(a, n[t]); mc[t] = median(b, n[t])
+				delete a; delete b; delete c; delete d
+				for (i = 1; i <= n[t]; i++) { a[i] = gbs[t, i]; b[i] = cpg[t, i]; c[i] = sc[t, i]; d[i] = rcp[t, i] }
+				mg[t] = median(a, n[t]); mc[t] = median(b, n[t]); ms[t] = median(c, n[t]); mr[t] = median(d, n[t])
 				lo[t] = a[1]; hi[t] = a[n[t]]; clo[t] = b[1]; chi[t] = b[n[t]]
 			}
 			for (i = 1; i in tl; i++) {
 				t = tl[i]
 				if (!(t in n)) continue
-				printf "| %s | %.2f (%.2f–%.2f) | %.2f (%.2f–%.2f) | %.2f× | %.2f× |\n", t, mg[t], lo[t], hi[t], mc[t], clo[t], chi[t], mg[t] / mg["nc"], mc[t] / mc["nc"]
+				printf "| %s | %.2f (%.2f–%.2f) | %.2f (%.2f–%.2f) | %.2f + %.2f | %.2f× | %.2f× |\n", t, mg[t], lo[t], hi[t], mc[t], clo[t], chi[t], ms[t], mr[t], mg[t] / mg["nc"], mc[t] / mc["nc"]
 			}
 		}' "$OUT/runs.tsv"
 	echo
-	echo "Figures are medians with the range in brackets; ratios are of medians. Raw runs: $OUT/runs.tsv."
+	echo "Figures are medians with the range in brackets; ratios are of medians. \"sender + receiver\" splits"
+	echo "the CPU per GiB (medians of each end). Raw runs: $OUT/runs.tsv (tool, run, wall s, CPU s, sender, receiver)."
 } | tee "$OUT/report.md"

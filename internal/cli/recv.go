@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"golang.org/x/term"
 
 	"github.com/netkit/netkit/internal/config"
 	"github.com/netkit/netkit/internal/transfer"
@@ -23,6 +24,7 @@ import (
 type recvOptions struct {
 	Listen  string                 // --listen
 	Confirm bool                   // --confirm: ask on Stdin before accepting each offer
+	Yes     bool                   // --yes: accept every offer without asking (with Confirm, still show it)
 	Config  transfer.RecvConfig    // Events and Confirm are left nil: the run function sets them
 	Stdin   io.Reader              // answers to --confirm
 	Style   transfer.ProgressStyle // from --quiet, --json and whether stderr is a terminal
@@ -41,9 +43,10 @@ func newRecvCmd(env []string, runF func(context.Context, *recvOptions) error) *c
 			MaxConns: 16, MaxFailures: 10},
 	}
 	var out outputFlags
+	var rd relayDefault
 	var maxSize string
 	cmd := &cobra.Command{
-		Use:   "recv [--relay RELAY CODE]",
+		Use:   "recv [[--relay RELAY] CODE]",
 		Short: "Receive files from netkit send",
 		Long: `Receive files from "netkit send" into --dir. Several senders can send at
 once; recv serves them until interrupted (Ctrl-C), or with --once until the
@@ -61,7 +64,10 @@ Who may send:
              nobody without the code gets anything.
   --relay RELAY CODE
              fetch from "netkit send --relay", which printed CODE: no open
-             port here or there. One transfer, then recv exits.
+             port here or there. One transfer, then recv exits. With a
+             default relay ([transfer] relay in the --config file, or
+             NETKIT_TRANSFER_RELAY), "netkit recv CODE" is enough;
+             --no-relay or --relay "" turns it off.
   --open     anyone who can reach the port may send, nothing is
              encrypted. Listens on 127.0.0.1:8000 unless --listen says
              otherwise.
@@ -77,7 +83,11 @@ Who may send:
 
 With --confirm recv shows each offer once the sender has proved the code
 (who, how many files, how large, the first names) and accepts it only when
-answered y; anything else declines it, and the sender is told.
+answered y on the terminal; anything else declines it, and the sender is
+told. --confirm needs stdin to be a terminal: without one (a script, a
+service) recv refuses to start unless --yes is given too, which shows each
+offer and accepts it without asking. --yes alone accepts every offer, as
+recv does without --confirm.
 
 Every file is checked against the BLAKE3 hash the sender computed before it
 appears under its name; until then it is a partial file inside --dir. When
@@ -108,10 +118,20 @@ flags.`,
   # Fetch what "netkit send --relay relay.example.org" offered with its code
   netkit recv --relay relay.example.org 7-tiger-lamp-cloud
 
+  # The same with a default relay set (e.g. in ~/.profile)
+  export NETKIT_TRANSFER_RELAY=relay.example.org
+  netkit recv 7-tiger-lamp-cloud
+
   # One file from a classic sender on the local network, then exit
   netkit recv --classic --listen :8000 --once`,
-		Args: func(_ *cobra.Command, args []string) error {
+		Args: func(cmd *cobra.Command, args []string) error {
+			// A code argument fetches through the default relay.
+			if err := rd.resolve(cmd, env, &opts.Config.Relay, len(args) == 1); err != nil {
+				return err
+			}
 			switch {
+			case opts.Config.Relay == "" && len(args) == 1 && isCode(args[0]):
+				return &usageError{fmt.Errorf("a code argument fetches through a relay: give --relay RELAY (or set a default: [transfer] relay in --config, or NETKIT_TRANSFER_RELAY); to require this code from senders, use --code %s", args[0])}
 			case opts.Config.Relay != "" && len(args) != 1:
 				return &usageError{errors.New("--relay RELAY needs the CODE that netkit send --relay printed, like 7-tiger-lamp-cloud")}
 			case opts.Config.Relay == "" && len(args) > 0:
@@ -127,7 +147,10 @@ flags.`,
 				return err
 			}
 			opts.Stdout, opts.Stderr = cmd.OutOrStdout(), cmd.ErrOrStderr()
-			if opts.Confirm {
+			if opts.Confirm && !opts.Yes {
+				if !inputIsTerminal(cmd.InOrStdin()) {
+					return &usageError{errors.New("--confirm asks y/n on the terminal, and stdin is not one: add --yes to accept every offer (each is still shown), or run recv in a terminal")}
+				}
 				opts.Stdin = cmd.InOrStdin()
 			}
 			opts.Style = out.style(opts.Stderr, env)
@@ -146,7 +169,8 @@ flags.`,
 	fs.StringVar(&c.Relay, "relay", "", "fetch through the relay at `HOST[:PORT]` (port "+strconv.Itoa(transfer.DefaultRelayPort)+" if none); the code is the argument")
 	fs.BoolVar(&c.Open, "open", false, "take files from anyone who can reach the port, without a code or encryption")
 	fs.BoolVar(&c.Once, "once", false, "exit after one transfer")
-	fs.BoolVar(&opts.Confirm, "confirm", false, "show each offer (names and sizes, after the code) and accept it only if answered y")
+	fs.BoolVar(&opts.Confirm, "confirm", false, "show each offer (names and sizes, after the code) and accept it only if answered y on the terminal")
+	fs.BoolVar(&opts.Yes, "yes", false, "accept every offer without asking; with --confirm each offer is still shown (for scripts and services, which have no terminal)")
 	fs.BoolVar(&c.Classic, "classic", false, "speak the classic protocol (name, \"ok\", bytes): anyone may send, no hash, no resume")
 	fs.BoolVar(&c.Overwrite, "overwrite", false, "replace existing files that differ from the ones sent")
 	fs.StringVar(&maxSize, "max-size", "", "reject files larger than this `size`, like 10GiB (default no limit)")
@@ -155,6 +179,7 @@ flags.`,
 	fs.IntVar(&c.MaxConns, "max-conns", c.MaxConns, "serve at most this many connections at once; more are told to try later")
 	fs.IntVar(&c.MaxFailures, "max-failures", c.MaxFailures, "after this many wrong codes, retire the code and exit")
 	fs.BoolVar(&c.TLS, "tls", false, "older mode: TLS with a new self-signed certificate, its fingerprint printed for senders; anyone may send")
+	rd.bind(fs)
 	out.bind(fs, "print only errors, and the code senders need")
 	return cmd
 }
@@ -240,7 +265,10 @@ func runRecv(ctx context.Context, opts *recvOptions) error {
 	var t tally
 	cfg := opts.Config
 	cfg.Events = t.count(prog.Event)
-	if opts.Confirm {
+	switch {
+	case opts.Confirm && opts.Yes:
+		cfg.Confirm = acceptShown(opts.Stderr)
+	case opts.Confirm:
 		cfg.Confirm = confirmer(opts.Stdin, opts.Stderr)
 	}
 	var err error
@@ -266,6 +294,19 @@ func runRecv(ctx context.Context, opts *recvOptions) error {
 	return nil
 }
 
+// isCode reports whether s parses as a transfer code.
+func isCode(s string) bool {
+	_, _, err := transfer.ParseCode(s)
+	return err == nil
+}
+
+// inputIsTerminal reports whether r, recv's stdin, is a terminal that
+// --confirm can ask on. Tests replace it.
+var inputIsTerminal = func(r io.Reader) bool {
+	f, ok := r.(*os.File)
+	return ok && term.IsTerminal(int(f.Fd()))
+}
+
 // confirmer returns a RecvConfig.Confirm that shows each offer on w and
 // reads y or n from in, one offer at a time. No answer (end of input) is
 // no.
@@ -275,20 +316,7 @@ func confirmer(in io.Reader, w io.Writer) func(transfer.Offer) bool {
 	return func(o transfer.Offer) bool {
 		mu.Lock()
 		defer mu.Unlock()
-		var b strings.Builder
-		fmt.Fprintf(&b, "%s offers %s, %s:\n", o.Peer, fileCount(int64(o.Files)), byteCount(o.Bytes))
-		for _, f := range o.Names {
-			if f.Dir {
-				fmt.Fprintf(&b, "  %s/\n", f.Name)
-			} else {
-				fmt.Fprintf(&b, "  %s (%s)\n", f.Name, byteCount(f.Size))
-			}
-		}
-		if more := o.Entries - len(o.Names); more > 0 {
-			fmt.Fprintf(&b, "  and %d more\n", more)
-		}
-		b.WriteString("accept? [y/N] ")
-		io.WriteString(w, b.String())
+		io.WriteString(w, offerText(o)+"accept? [y/N] ")
 		line, _ := br.ReadString('\n')
 		switch strings.ToLower(strings.TrimSpace(line)) {
 		case "y", "yes":
@@ -297,4 +325,33 @@ func confirmer(in io.Reader, w io.Writer) func(transfer.Offer) bool {
 		io.WriteString(w, "declined\n")
 		return false
 	}
+}
+
+// acceptShown returns a RecvConfig.Confirm for --confirm --yes: it shows
+// each offer on w and accepts it.
+func acceptShown(w io.Writer) func(transfer.Offer) bool {
+	var mu sync.Mutex
+	return func(o transfer.Offer) bool {
+		mu.Lock()
+		defer mu.Unlock()
+		io.WriteString(w, offerText(o)+"accepted (--yes)\n")
+		return true
+	}
+}
+
+// offerText describes an offer in lines: who, how much, the first names.
+func offerText(o transfer.Offer) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s offers %s, %s:\n", o.Peer, fileCount(int64(o.Files)), byteCount(o.Bytes))
+	for _, f := range o.Names {
+		if f.Dir {
+			fmt.Fprintf(&b, "  %s/\n", f.Name)
+		} else {
+			fmt.Fprintf(&b, "  %s (%s)\n", f.Name, byteCount(f.Size))
+		}
+	}
+	if more := o.Entries - len(o.Names); more > 0 {
+		fmt.Fprintf(&b, "  and %d more\n", more)
+	}
+	return b.String()
 }

@@ -51,7 +51,10 @@ both ends report the transfer broken (run the same send again: it
 resumes).
 
 No relay address is built into netkit: run one where both ends can reach
-it (default port ` + strconv.Itoa(transfer.DefaultRelayPort) + `). It logs one line per room to stderr.`,
+it (default port ` + strconv.Itoa(transfer.DefaultRelayPort) + `). Users name it with --relay, or once as their
+default relay (NETKIT_TRANSFER_RELAY=HOST, or [transfer] relay in a file
+given to send and recv with --config). It logs one line per room to
+stderr.`,
 		Example: `  # A relay on the default port
   netkit relay
 

@@ -16,6 +16,7 @@ import (
 	"github.com/spf13/pflag"
 	"golang.org/x/term"
 
+	"github.com/netkit/netkit/internal/config"
 	"github.com/netkit/netkit/internal/transfer"
 )
 
@@ -40,8 +41,9 @@ prints one JSON object per event on stdout instead, for scripts.`
 func newSendCmd(env []string, runF func(context.Context, *sendOptions) error) *cobra.Command {
 	opts := &sendOptions{Config: transfer.SendConfig{IdleTimeout: 30 * time.Second}}
 	var out outputFlags
+	var rd relayDefault
 	cmd := &cobra.Command{
-		Use:   "send --code CODE PATH... HOST:PORT | send --relay RELAY PATH...",
+		Use:   "send --code CODE PATH... HOST:PORT | send [--relay RELAY] PATH...",
 		Short: "Send files and directories to netkit recv",
 		Long: `Send files and directories to "netkit recv". Directories are sent with
 everything under them, keeping relative paths, modes and modification
@@ -59,6 +61,8 @@ Who may send, and how:
                          on the relay (netkit relay) and prints a new code;
                          on the other machine run netkit recv --relay RELAY
                          CODE. The relay sees only encrypted bytes.
+                         With a default relay set (below), "netkit send
+                         PATH..." goes through it.
   --open HOST:PORT       no code, nothing encrypted: only to a receiver that
                          runs with --open, which takes files from anyone.
   --classic HOST:PORT    the classic teaching protocol (the file's name, the
@@ -73,6 +77,12 @@ the receiver before it appears there under its name. When a transfer is
 interrupted, the receiver keeps what it got: run the same command again and
 it resumes where it stopped. Progress and the bytes in the summary are what
 the receiver confirmed it has.
+
+Default relay: no relay is built into netkit, but one can be set with
+[transfer] relay = "HOST[:PORT]" in a TOML file given with --config, or
+NETKIT_TRANSFER_RELAY=HOST[:PORT] in the environment (the variable wins).
+send then uses it whenever none of --code, --open, --classic or --tls is
+given; --no-relay or --relay "" turns it off for one command.
 
 --tls with --code FINGERPRINT is the older encrypted mode ("netkit recv
 --tls"), kept for scripts: it checks the receiver, but the receiver takes
@@ -89,12 +99,23 @@ wrong arguments.`,
   # Through a relay: prints a code for "netkit recv --relay relay.example.org CODE"
   netkit send --relay relay.example.org photos/
 
+  # Through the default relay (set once, e.g. in ~/.profile)
+  export NETKIT_TRANSFER_RELAY=relay.example.org
+  netkit send photos/
+
   # To a receiver that runs with --open (anyone may send to it)
   netkit send --open notes.txt 127.0.0.1:8000
 
   # To a classic receiver (or "netkit recv --classic")
   netkit send --classic notes.txt host:8000`,
-		Args: func(_ *cobra.Command, args []string) error { return sendArgs(args, opts.Config.Relay != "") },
+		Args: func(cmd *cobra.Command, args []string) error {
+			c := &opts.Config
+			direct := c.Code != "" || c.Open || c.Classic || c.TLS
+			if err := rd.resolve(cmd, env, &c.Relay, !direct); err != nil {
+				return err
+			}
+			return sendArgs(args, c.Relay != "")
+		},
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c := &opts.Config
 			if c.Relay != "" {
@@ -123,8 +144,51 @@ wrong arguments.`,
 	fs.BoolVar(&c.Classic, "classic", false, "speak the classic protocol (name, \"ok\", bytes): one regular file, no code, not verified")
 	fs.BoolVar(&c.TLS, "tls", false, "older mode: TLS to the receiver whose certificate fingerprint is --code (netkit recv --tls)")
 	fs.DurationVar(&c.IdleTimeout, "idle-timeout", c.IdleTimeout, "give up when the receiver stalls this long; 0 waits forever")
+	rd.bind(fs)
 	out.bind(fs, "print only errors (and with --relay the code)")
 	return cmd
+}
+
+// transferSettings is what send and recv read from --config and the
+// environment: the [transfer] section.
+type transferSettings struct {
+	Transfer transfer.Config `koanf:"transfer"`
+}
+
+// relayDefault is the relay send and recv use when --relay is not given:
+// [transfer] relay in the --config file, or NETKIT_TRANSFER_RELAY.
+type relayDefault struct {
+	file    string // --config
+	noRelay bool   // --no-relay
+}
+
+func (d *relayDefault) bind(fs *pflag.FlagSet) {
+	fs.StringVar(&d.file, "config", "", "read [transfer] relay, the default relay, from this TOML `file` (NETKIT_TRANSFER_RELAY also sets it)")
+	fs.BoolVar(&d.noRelay, "no-relay", false, "ignore the default relay of --config and NETKIT_TRANSFER_RELAY (as --relay \"\" does)")
+}
+
+// resolve sets *relay to the default relay when the command wants one
+// (use: no mode flag says otherwise) and neither --relay (even empty)
+// nor --no-relay was given. The settings are loaded in any case, so that
+// a broken file or variable is reported whatever the flags.
+func (d *relayDefault) resolve(cmd *cobra.Command, env []string, relay *string, use bool) error {
+	set := transferSettings{Transfer: transfer.DefaultConfig()}
+	loader, err := config.New(&set, envPrefix)
+	if err != nil {
+		return err
+	}
+	if err := loader.Load(d.file, env); err != nil {
+		return err
+	}
+	explicit := cmd.Flags().Changed("relay")
+	switch {
+	case d.noRelay && explicit && *relay != "":
+		return &usageError{errors.New("--relay and --no-relay don't go together: pick one")}
+	case d.noRelay || explicit || !use:
+		return nil
+	}
+	*relay = set.Transfer.Relay
+	return nil
 }
 
 // sendArgs checks that there is something to send and, without a relay,

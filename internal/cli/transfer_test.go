@@ -270,6 +270,7 @@ func TestRecvFlags(t *testing.T) {
 		edit  func(*recvOptions)
 		style transfer.ProgressStyle
 		stdin bool // --confirm: Stdin is set
+		tty   bool // stdin is a terminal
 	}{
 		{name: "defaults"},
 		{
@@ -302,10 +303,21 @@ func TestRecvFlags(t *testing.T) {
 			edit: func(o *recvOptions) { o.Config.Open = true },
 		},
 		{
-			name:  "confirm",
+			name:  "confirm on a terminal",
 			args:  []string{"--confirm"},
 			edit:  func(o *recvOptions) { o.Confirm = true },
 			stdin: true,
+			tty:   true,
+		},
+		{
+			name: "confirm with yes, no terminal",
+			args: []string{"--confirm", "--yes"},
+			edit: func(o *recvOptions) { o.Confirm, o.Yes = true, true },
+		},
+		{
+			name: "yes alone",
+			args: []string{"--yes"},
+			edit: func(o *recvOptions) { o.Yes = true },
 		},
 		{
 			name: "a code of our own",
@@ -327,6 +339,7 @@ func TestRecvFlags(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
+			fakeTerminal(t, tc.tty)
 			r := executeTransfer(t, nil, append([]string{"recv"}, tc.args...)...)
 			if r.code != 0 || r.recv == nil {
 				t.Fatalf("exit %d, recv ran %v, stderr %q", r.code, r.recv != nil, r.stderr)
@@ -382,6 +395,10 @@ func TestRecvBadFlags(t *testing.T) {
 			`netkit recv: --relay RELAY needs the CODE that netkit send --relay printed, like 7-tiger-lamp-cloud (see 'netkit recv --help')`},
 		{"relay and listen", []string{"--relay", "r", "--listen", ":1", "7-abaci-abase-abbey"}, exitUsage,
 			`netkit recv: --relay and --listen don't go together: through a relay recv listens on no port (see 'netkit recv --help')`},
+		{"confirm without a terminal", []string{"--confirm"}, exitUsage,
+			`netkit recv: --confirm asks y/n on the terminal, and stdin is not one: add --yes to accept every offer (each is still shown), or run recv in a terminal (see 'netkit recv --help')`},
+		{"code argument without a relay", []string{"7-abaci-abase-abbey"}, exitUsage,
+			`netkit recv: a code argument fetches through a relay: give --relay RELAY (or set a default: [transfer] relay in --config, or NETKIT_TRANSFER_RELAY); to require this code from senders, use --code 7-abaci-abase-abbey (see 'netkit recv --help')`},
 		{"send flag", []string{"--follow"}, exitUsage,
 			`netkit recv: unknown flag: --follow (see 'netkit recv --help')`},
 		{"dir missing", []string{"--dir", filepath.Join(dir, "nope")}, exitError,
@@ -625,6 +642,28 @@ func TestRelayFlags(t *testing.T) {
 	}
 }
 
+// fakeTerminal makes recv see its stdin as a terminal, or not, for the
+// rest of the test.
+func fakeTerminal(t *testing.T, tty bool) {
+	t.Helper()
+	old := inputIsTerminal
+	inputIsTerminal = func(io.Reader) bool { return tty }
+	t.Cleanup(func() { inputIsTerminal = old })
+}
+
+func TestAcceptShown(t *testing.T) {
+	var out bytes.Buffer
+	offer := transfer.Offer{Peer: "10.0.0.5:51234", Entries: 1, Files: 1, Bytes: 6,
+		Names: []transfer.OfferedFile{{Name: "a.txt", Size: 6}}}
+	if !acceptShown(&out)(offer) {
+		t.Fatal("declined, want accepted")
+	}
+	want := "10.0.0.5:51234 offers 1 file, 6 B:\n  a.txt (6 B)\naccepted (--yes)\n"
+	if out.String() != want {
+		t.Errorf("shown %q, want %q", out.String(), want)
+	}
+}
+
 func TestConfirmer(t *testing.T) {
 	offer := transfer.Offer{Peer: "10.0.0.5:51234", Entries: 23, Files: 22, Bytes: 3 << 20,
 		Names: []transfer.OfferedFile{{Name: "photos", Dir: true}, {Name: "photos/a.jpg", Size: 1 << 20}}}
@@ -699,5 +738,73 @@ func TestRelayEndToEnd(t *testing.T) {
 	}
 	if got, err := os.ReadFile(filepath.Join(dir, "via-relay.bin")); err != nil || !bytes.Equal(got, content) {
 		t.Fatalf("received %d bytes, %v; want the %d sent", len(got), err, len(content))
+	}
+}
+
+// TestDefaultRelay: [transfer] relay from --config or NETKIT_TRANSFER_RELAY
+// is used by send without a mode flag and by recv with a code argument;
+// --relay and --no-relay override it; a broken setting is an error.
+func TestDefaultRelay(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "netkit.toml")
+	if err := os.WriteFile(file, []byte("[transfer]\nrelay = \"file.example:9000\"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	bad := filepath.Join(t.TempDir(), "bad.toml")
+	if err := os.WriteFile(bad, []byte("[transfer]\nrelays = \"x\"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	env := []string{"NETKIT_TRANSFER_RELAY=env.example"}
+	code := "7-abaci-abase-abbey"
+	tests := []struct {
+		name      string
+		env       []string
+		args      []string
+		wantRelay string // the relay send or recv got
+		wantErr   string // a part of stderr, when the command fails
+	}{
+		{name: "send, variable", env: env, args: []string{"send", "a.txt"}, wantRelay: "env.example:8009"},
+		{name: "send, file", args: []string{"send", "--config", file, "a.txt", "b"}, wantRelay: "file.example:9000"},
+		{name: "send, the variable beats the file", env: env, args: []string{"send", "--config", file, "a.txt"}, wantRelay: "env.example:8009"},
+		{name: "send, --relay beats both", env: env, args: []string{"send", "--relay", "flag.example", "a.txt"}, wantRelay: "flag.example:8009"},
+		{name: "send with a code goes direct", env: env, args: []string{"send", "--code", code, "a.txt", "host:8000"}},
+		{name: "send --open goes direct", env: env, args: []string{"send", "--open", "a.txt", "host:8000"}},
+		{name: "send --no-relay", env: env, args: []string{"send", "--no-relay", "a.txt", "host:8000"}, wantErr: "missing --code"},
+		{name: "send --relay empty", env: env, args: []string{"send", "--relay", "", "a.txt", "host:8000"}, wantErr: "missing --code"},
+		{name: "send --relay and --no-relay", env: env, args: []string{"send", "--no-relay", "--relay", "r", "a.txt"}, wantErr: "--relay and --no-relay don't go together"},
+		{name: "send, no default", args: []string{"send", "a.txt"}, wantErr: "missing the receiver's HOST:PORT"},
+		{name: "recv CODE, variable", env: env, args: []string{"recv", code}, wantRelay: "env.example:8009"},
+		{name: "recv CODE, file", args: []string{"recv", "--config", file, code}, wantRelay: "file.example:9000"},
+		{name: "recv without a code listens", env: env, args: []string{"recv"}},
+		{name: "recv --code listens", env: env, args: []string{"recv", "--code", code}},
+		{name: "recv --no-relay CODE", env: env, args: []string{"recv", "--no-relay", code}, wantErr: "a code argument fetches through a relay"},
+		{name: "bad variable", env: []string{"NETKIT_TRANSFER_RELAY=a b"}, args: []string{"send", "a.txt"}, wantErr: "transfer.relay: want a host or host:port"},
+		{name: "bad port", env: []string{"NETKIT_TRANSFER_RELAY=r:99999"}, args: []string{"recv", code}, wantErr: "transfer.relay: port"},
+		{name: "unknown variable", env: []string{"NETKIT_TRANSFER_RELAYS=r"}, args: []string{"send", "a.txt"}, wantErr: "NETKIT_TRANSFER_RELAYS"},
+		{name: "unknown key in the file", args: []string{"recv", "--config", bad}, wantErr: "relays"},
+		{name: "missing file", args: []string{"send", "--config", file + ".nope", "a.txt"}, wantErr: "nope"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			r := executeTransfer(t, tc.env, tc.args...)
+			if tc.wantErr != "" {
+				if r.code == 0 || !strings.Contains(r.stderr, tc.wantErr) {
+					t.Fatalf("exit %d, stderr %q; want a failure saying %q", r.code, r.stderr, tc.wantErr)
+				}
+				return
+			}
+			if r.code != 0 {
+				t.Fatalf("exit %d, stderr %q", r.code, r.stderr)
+			}
+			var got string
+			switch {
+			case r.send != nil:
+				got = r.send.Config.Relay
+			case r.recv != nil:
+				got = r.recv.Config.Relay
+			}
+			if got != tc.wantRelay {
+				t.Errorf("relay %q, want %q", got, tc.wantRelay)
+			}
+		})
 	}
 }

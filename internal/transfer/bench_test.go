@@ -7,6 +7,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"syscall"
 	"testing"
@@ -183,4 +184,92 @@ func BenchmarkPake(b *testing.B) {
 			b.Fatal("keys differ")
 		}
 	}
+}
+
+// BenchmarkSenderHash measures the sender's sealed data path alone (read
+// the file, hash, seal, write into a loopback connection that a goroutine
+// drains) with the hash on the same goroutine (serial) and on its own
+// (piped, what Send does when GOMAXPROCS > 1), at GOMAXPROCS 1 and 2: the
+// gain of a second core for the hash, and its cost on one. The source is
+// benchSource's file (NETKIT_BENCH_SIZE, 1 GiB by default).
+//
+//	go test -run '^$' -bench SenderHash -benchtime 3x ./internal/transfer
+func BenchmarkSenderHash(b *testing.B) {
+	src := benchSource(b)
+	for _, procs := range []int{1, 2} {
+		for _, piped := range []bool{false, true} {
+			name := "procs=" + strconv.Itoa(procs) + "/serial"
+			if piped {
+				name = "procs=" + strconv.Itoa(procs) + "/piped"
+			}
+			b.Run(name, func(b *testing.B) {
+				defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(procs))
+				benchSenderPath(b, src, piped)
+			})
+		}
+	}
+}
+
+func benchSenderPath(b *testing.B, path string, piped bool) {
+	f, err := os.Open(path)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		b.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer ln.Close()
+	drained := make(chan error, 1)
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			drained <- err
+			return
+		}
+		defer c.Close()
+		buf := make([]byte, 1<<20)
+		for {
+			if _, err := c.Read(buf); err != nil {
+				drained <- nil
+				return
+			}
+		}
+	}()
+	conn, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		b.Fatal(err)
+	}
+	key := make([]byte, 32)
+	sc, err := newSealedConn(conn, conn, key, key)
+	if err != nil {
+		b.Fatal(err)
+	}
+	s := &sender{conn: sc}
+	src := source{entry: entry{Kind: kindFile, Name: "bench", Size: fi.Size()}, Path: path}
+	b.SetBytes(fi.Size())
+	cpu0 := cpuTime()
+	for b.Loop() {
+		h := newHasher()
+		var err error
+		if piped {
+			_, err = s.copyBodyPiped(f, src, 0, h)
+		} else {
+			_, err = s.copyBodySerial(f, src, 0, h)
+		}
+		if err != nil {
+			b.Fatal(err)
+		}
+	}
+	cpu := cpuTime() - cpu0
+	conn.Close()
+	if err := <-drained; err != nil {
+		b.Fatal(err)
+	}
+	b.ReportMetric(cpu.Seconds()/(float64(b.N)*float64(fi.Size())/(1<<30)), "cpu-s/GiB")
 }

@@ -66,9 +66,12 @@ func sendClassic(ctx context.Context, cfg SendConfig) (Summary, error) {
 	case err == nil:
 		sum.Files, sum.Bytes = 1, size
 		em.emit(Event{Kind: EventDone, File: name, Size: size})
+	case ctx.Err() != nil:
+		sum.Failed = 1
+		em.emit(Event{Kind: EventError, File: name, Reason: "interrupted (classic mode cannot resume: send the file again)"})
 	default:
 		sum.Failed = 1
-		em.emit(Event{Kind: EventError, File: name, Reason: err.Error()})
+		em.emit(Event{Kind: EventError, File: name, Reason: strings.TrimPrefix(err.Error(), "transfer: ")})
 	}
 	sum.Elapsed = time.Since(start)
 	em.emit(Event{Kind: EventSummary, Files: sum.Files, Bytes: sum.Bytes, Elapsed: sum.Elapsed, Rate: xferRate(sum.Bytes, sum.Elapsed)})

@@ -174,9 +174,16 @@ func FuzzSealed(f *testing.F) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		// Reads alternate between a buffer smaller than a full record
+		// (opened in the record buffer) and one that holds any record
+		// (opened in place).
 		var out []byte
-		buf := make([]byte, 4096)
-		for {
+		small, large := make([]byte, 4096), make([]byte, maxRecord+sealTagLen)
+		for i := 0; ; i++ {
+			buf := small
+			if i%2 == 1 {
+				buf = large
+			}
 			n, err := c.Read(buf)
 			out = append(out, buf[:n]...)
 			if err != nil {

@@ -10,9 +10,13 @@ import (
 	"github.com/zeebo/blake3"
 )
 
-// hashWindow is how much of a file hashRange maps at a time; tick runs
-// between windows.
+// hashWindow is how much of a file hashRange hashes between two calls of
+// its tick.
 const hashWindow = 32 << 20
+
+// hashPiece is how much hashRange reads at a time: small enough that the
+// bytes are still in the CPU cache when they are hashed.
+const hashPiece = 256 << 10
 
 // errShrank means a file got shorter while it was being read.
 var errShrank = errors.New("file shrank while being read")
@@ -32,18 +36,21 @@ func sum(h *hasher) [hashLen]byte {
 
 func hexHash(h [hashLen]byte) string { return hex.EncodeToString(h[:]) }
 
-// hashRange feeds f's bytes [from, to) into h. It maps the file a window
-// at a time (no copy; a file that shrinks underneath turns into errShrank
-// instead of a crash) and falls back to pread where mmap is not supported.
-// tick, if not nil, runs between windows and stops the hash when it fails.
+// hashRange feeds f's bytes [from, to) into h, reading them with pread
+// into buf a piece at a time (a file that shrinks underneath gives
+// errShrank). tick, if not nil, runs after each window of hashWindow
+// bytes and stops the hash when it fails.
+//
+// Reading costs a copy that hashing through a mapping of the file would
+// not, but on the VM the benchmarks ran on, hashing a mapped file cost
+// twice the CPU of reading and hashing it (1.0 against 0.5 CPU s per GiB:
+// docs/benchmarks.md, issue 19), likely the cost of mapping and walking
+// a fresh page per 4 KiB there, which a reused buffer does not pay.
 func hashRange(f *os.File, from, to int64, h *hasher, buf []byte, tick func() error) error {
+	buf = buf[:min(len(buf), hashPiece)]
 	for off := from; off < to; {
 		n := min(hashWindow, to-off)
-		err := hashMapped(f, off, n, h)
-		if errors.Is(err, errors.ErrUnsupported) {
-			err = hashRead(f, off, n, h, buf)
-		}
-		if err != nil {
+		if err := hashRead(f, off, n, h, buf); err != nil {
 			return err
 		}
 		off += n

@@ -1,8 +1,10 @@
 package transfer
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"testing"
 	"time"
 )
@@ -74,6 +76,34 @@ func makeSparse(t *testing.T, path string, size int64, at []int64) {
 	for i, off := range at {
 		if _, err := f.WriteAt(randomBytes(uint64(100+i), 4096), off); err != nil {
 			t.Fatal(err)
+		}
+	}
+}
+
+// TestRoundTripCores sends a file large enough for the pipelined data
+// paths with one core (one goroutine reads, hashes and writes in turn)
+// and with two (the hash on a goroutine of its own, on both ends), sealed
+// and open, and checks it arrives whole and verified.
+func TestRoundTripCores(t *testing.T) {
+	data := randomBytes(9, 3*chunkSize+pipeMinSize+12345)
+	for _, procs := range []int{1, 2} {
+		for _, open := range []bool{false, true} {
+			t.Run(fmt.Sprintf("GOMAXPROCS=%d open=%v", procs, open), func(t *testing.T) {
+				defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(procs))
+				checkGoroutines(t)
+				src, dst := t.TempDir(), t.TempDir()
+				writeFile(t, filepath.Join(src, "big.bin"), data, 0o644, time.Now())
+				r := startReceiver(t, RecvConfig{Dir: dst, Open: open})
+				sum, err, log := send2(t, r.addr, SendConfig{Paths: []string{filepath.Join(src, "big.bin")}, Open: open})
+				if err != nil {
+					t.Fatalf("Send: %v; events: %s", err, log.dump())
+				}
+				r.connEnded(t, 1)
+				if sum.Verified != 1 {
+					t.Errorf("summary = %+v, want 1 file verified", sum)
+				}
+				compareTrees(t, src, dst)
+			})
 		}
 	}
 }

@@ -27,6 +27,7 @@ type sender struct {
 	fbuf bytes.Buffer // frame payloads read
 	fb   []byte       // frame being written
 	buf  []byte       // file data, 1 MiB, reused
+	bufs [][]byte     // copyBodyPiped's buffers, pipeBuffers of chunkSize, reused
 	raw  syscall.RawConn
 
 	code          string // canonical code; "" when open or TLS

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"os"
+	"runtime"
 	"sync/atomic"
 )
 
@@ -162,9 +163,20 @@ func (s *sender) sendfileBody(f *os.File, src source, off int64, h *hasher) (cha
 	return hashErr, nil
 }
 
-// copyBody reads, hashes and writes through a buffer: the path for TLS.
+// copyBody reads, hashes and writes through a buffer: the path for
+// sealed records and TLS. With more than one core it hands the hash to a
+// second goroutine (copyBodyPiped).
 func (s *sender) copyBody(f *os.File, src source, off int64, h *hasher) (changed, err error) {
-	buf := s.buffer()
+	if h != nil && src.Size-off >= pipeMinSize && runtime.GOMAXPROCS(0) > 1 {
+		return s.copyBodyPiped(f, src, off, h)
+	}
+	return s.copyBodySerial(f, src, off, h)
+}
+
+// copyBodySerial reads, hashes and writes a piece at a time on this
+// goroutine.
+func (s *sender) copyBodySerial(f *os.File, src source, off int64, h *hasher) (changed, err error) {
+	buf := s.buffer()[:pieceSize]
 	tk := s.ticker(src)
 	for pos := off; pos < src.Size; {
 		chunk := buf[:min(int64(len(buf)), src.Size-pos)]
@@ -186,6 +198,81 @@ func (s *sender) copyBody(f *os.File, src source, off int64, h *hasher) (changed
 		tk.at(pos)
 	}
 	return nil, nil
+}
+
+// copyBodyPiped is copyBody with the hash on its own goroutine: while
+// one core seals and writes a buffer, the other hashes it, both reading
+// the same bytes. A buffer is read into again only once it is hashed.
+func (s *sender) copyBodyPiped(f *os.File, src source, off int64, h *hasher) (changed, err error) {
+	if s.bufs == nil {
+		s.bufs = make([][]byte, pipeBuffers)
+		for i := range s.bufs {
+			s.bufs[i] = make([]byte, chunkSize)
+		}
+	}
+	hp := startHashPipe(h, len(s.bufs))
+	defer hp.stop()
+	tk := s.ticker(src)
+	for i, pos := 0, off; pos < src.Size; i++ {
+		if i >= len(s.bufs) {
+			hp.wait() // buffer i % len(s.bufs) is hashed: free again
+		}
+		chunk := s.bufs[i%len(s.bufs)][:min(chunkSize, src.Size-pos)]
+		n, rerr := f.ReadAt(chunk, pos)
+		hp.add(chunk[:n])
+		s.writeDeadline()
+		if _, err := s.conn.Write(chunk[:n]); err != nil {
+			return nil, s.writeErr(err)
+		}
+		pos += int64(n)
+		if n < len(chunk) {
+			if rerr == nil || rerr == io.EOF {
+				rerr = errShrank
+			}
+			return rerr, s.pad(src.Size - pos)
+		}
+		tk.at(pos)
+	}
+	return nil, nil
+}
+
+// hashPipe hashes buffers, in order, on a goroutine of its own. The
+// goroutine is owned by whoever calls startHashPipe, which must call stop.
+type hashPipe struct {
+	work    chan []byte   // buffers to hash; closed by stop
+	hashed  chan struct{} // one token per buffer hashed
+	done    chan struct{} // closed when the goroutine returns
+	stopped bool
+}
+
+// startHashPipe starts hashing into h; at most n buffers may wait to be
+// hashed or to be collected with wait.
+func startHashPipe(h *hasher, n int) *hashPipe {
+	p := &hashPipe{work: make(chan []byte, n), hashed: make(chan struct{}, n), done: make(chan struct{})}
+	go func() {
+		defer close(p.done)
+		for b := range p.work {
+			h.Write(b)
+			p.hashed <- struct{}{}
+		}
+	}()
+	return p
+}
+
+// add queues b; b must not change until wait has returned for it.
+func (p *hashPipe) add(b []byte) { p.work <- b }
+
+// wait returns when the oldest buffer not yet waited for is hashed.
+func (p *hashPipe) wait() { <-p.hashed }
+
+// stop waits until every buffer added is hashed and the goroutine has
+// returned; h then holds them all. Calling it again does nothing.
+func (p *hashPipe) stop() {
+	if !p.stopped {
+		p.stopped = true
+		close(p.work)
+		<-p.done
+	}
 }
 
 // ticker reports progress from what went into the socket, only where the

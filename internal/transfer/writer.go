@@ -5,7 +5,7 @@ import (
 	"context"
 	"errors"
 	"net"
-	"sync/atomic"
+	"sync"
 	"time"
 )
 
@@ -25,7 +25,9 @@ type frameWriter struct {
 	done  chan struct{} // closed when run returns
 	err   error         // why run stopped early; read after done
 
-	prog atomic.Pointer[progressReport] // the latest progress, sent on the next tick
+	progMu  sync.Mutex
+	prog    progressReport // the latest progress, sent on the next tick; guarded by progMu
+	progSeq uint64         // bumped by each report; guarded by progMu
 }
 
 // reportEvery is how often the writer reports progress to the sender.
@@ -33,7 +35,20 @@ const reportEvery = 200 * time.Millisecond
 
 // report records the progress of the file being received; the writer
 // sends the latest on its next tick, so that reporting never blocks.
-func (w *frameWriter) report(p progressReport) { w.prog.Store(&p) }
+// It allocates nothing: the receiver reports every piece it writes.
+func (w *frameWriter) report(p progressReport) {
+	w.progMu.Lock()
+	w.prog = p
+	w.progSeq++
+	w.progMu.Unlock()
+}
+
+// latest returns the latest progress and its sequence number.
+func (w *frameWriter) latest() (progressReport, uint64) {
+	w.progMu.Lock()
+	defer w.progMu.Unlock()
+	return w.prog, w.progSeq
+}
 
 func newFrameWriter(conn net.Conn, every, idle time.Duration) *frameWriter {
 	return &frameWriter{conn: conn, q: make(chan []byte, 64), every: every, idle: idle, done: make(chan struct{})}
@@ -48,7 +63,7 @@ func (w *frameWriter) run() {
 	defer t.Stop()
 	last := time.Now()
 	keepalive := appendFrame(nil, fKeepalive, nil)
-	var sent *progressReport
+	var sent uint64 // progSeq of the last progress sent
 	for {
 		var err error
 		select {
@@ -61,9 +76,9 @@ func (w *frameWriter) run() {
 			w.drain(bw) // join whatever else is queued into one write
 			err = w.flush(bw)
 		case <-t.C:
-			if p := w.prog.Load(); p != sent {
-				sent = p
-				bw.Write(appendFrame(nil, fProgress, appendProgress(nil, *p)))
+			if p, seq := w.latest(); seq != sent {
+				sent = seq
+				bw.Write(appendFrame(nil, fProgress, appendProgress(nil, p)))
 			} else if time.Since(last) < w.every {
 				continue
 			} else {
