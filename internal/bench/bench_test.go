@@ -504,6 +504,11 @@ func TestPublisherBlockedWrite(t *testing.T) {
 			return
 		}
 		defer ws.Close()
+		// A small receive buffer, so that the publisher's writes block after
+		// a few messages even when a loaded machine lets it write few.
+		if tc, ok := ws.NetConn().(*net.TCPConn); ok {
+			tc.SetReadBuffer(4096)
+		}
 		ws.WriteMessage(websocket.TextMessage, []byte(`{"push":"welcome","client":"c","user":"u","node":"n","version":"v"}`))
 		for {
 			_, msg, err := ws.ReadMessage()
@@ -534,7 +539,7 @@ func TestPublisherBlockedWrite(t *testing.T) {
 	cfg.URL = "ws://" + ln.Addr().String() + "/ws"
 	cfg.Timeout = 500 * time.Millisecond
 	bc := bench.DefaultBackpressure()
-	bc.Subscribers, bc.Size, bc.Duration, bc.Drain = 1, bench.MaxSize, 200*time.Millisecond, 100*time.Millisecond
+	bc.Subscribers, bc.Size, bc.Duration, bc.Drain = 1, bench.MaxSize, time.Second, 100*time.Millisecond
 	rep, err := bench.Run(context.Background(), cfg, &bc)
 	if err != nil {
 		t.Fatalf("Run: %v", err)
