@@ -9,6 +9,7 @@ package states
 
 import (
 	"cmp"
+	"context"
 	"errors"
 	"fmt"
 	"net/netip"
@@ -200,6 +201,27 @@ func Count(socks []Socket) map[State]int {
 		n[s.State]++
 	}
 	return n
+}
+
+// CountFrom returns how many of the sockets that pass f sit in each state,
+// reading them as Scan does: no memory per socket, where Count needs a
+// Snapshot first.
+func CountFrom(ctx context.Context, src Source, f Filter) (map[State]int, error) {
+	var n [256]int
+	if err := Scan(ctx, src, func(s Socket) {
+		if f.Match(s) {
+			n[s.State]++
+		}
+	}); err != nil {
+		return nil, err
+	}
+	m := make(map[State]int)
+	for st, c := range n {
+		if c > 0 {
+			m[State(st)] = c
+		}
+	}
+	return m, nil
 }
 
 // Owner is the process holding a socket open.

@@ -417,12 +417,11 @@ func TestSnapshotOneDump(t *testing.T) {
 		ports = append(ports, addrPort(ln.Addr()).Port())
 	}
 	ctx := context.Background()
-	one, err := dumpNetlink(ctx, [][]byte{diagRequestCompat(1)})
-	if err != nil {
+	var one, two []Socket
+	if _, err := dumpNetlink(ctx, [][]byte{diagRequestCompat(1)}, func(s Socket) { one = append(one, s) }); err != nil {
 		t.Fatal(err)
 	}
-	two, err := snapshotByFamily(ctx)
-	if err != nil {
+	if _, err := dumpNetlink(ctx, [][]byte{diagRequest(afInet, 1), diagRequest(afInet6, 2)}, func(s Socket) { two = append(two, s) }); err != nil {
 		t.Fatal(err)
 	}
 	for _, port := range ports {
