@@ -190,7 +190,14 @@ func Select(socks []Socket, f Filter) []Socket {
 // Sort orders sockets by local address and port, then remote, then state.
 func Sort(socks []Socket) {
 	slices.SortFunc(socks, func(a, b Socket) int {
-		return cmp.Or(a.Local.Compare(b.Local), a.Remote.Compare(b.Remote), cmp.Compare(a.State, b.State))
+		// Not cmp.Or, which compares all three every time.
+		if c := a.Local.Compare(b.Local); c != 0 {
+			return c
+		}
+		if c := a.Remote.Compare(b.Remote); c != 0 {
+			return c
+		}
+		return cmp.Compare(a.State, b.State)
 	})
 }
 
