@@ -162,6 +162,12 @@ the transit time of each datagram is the arrival of its echo minus the send
 time it carries, both read from this machine's clock, so no clock
 synchronisation is needed; it includes the variation of both directions.
 
+Up to 10,000 datagrams/s each leaves at its own time. Above, the sender
+wakes about 10,000 times a second and sends the datagrams due together, in
+bursts of up to 64: on Linux as one send that the kernel cuts into
+datagrams (UDP GSO), which lets one client drive several hundred thousand
+datagrams/s.
+
 --json prints the report as one JSON object for scripts.`,
 		Example: `  # 10 seconds at 1000 datagrams/s of 64 bytes
   netkit udp bench 127.0.0.1:8001

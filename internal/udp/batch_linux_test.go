@@ -33,3 +33,53 @@ func TestFlushSkipsFailures(t *testing.T) {
 		t.Fatalf("queue holds %d after Flush, want 0", len(bc.out))
 	}
 }
+
+// TestSenderGSO sends runs of bench datagrams through sender: with UDP
+// GSO, one send of 10 must arrive as 10 datagrams of the size asked, in
+// order, each with its sequence number; a GSO send the kernel refuses
+// (here larger than any datagram) must turn GSO off and still deliver
+// every datagram through the batch path.
+func TestSenderGSO(t *testing.T) {
+	tests := []struct {
+		name    string
+		size, n int
+		force   int // datagrams per GSO send forced on the sender; 0 keeps setGSO's
+		wantGSO bool
+	}{
+		{"gso", 64, 10, 0, true},
+		{"gso, full run", 100, maxGSOSegments, 0, true},
+		{"refused, falls back", 2000, 40, 40, false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			srv := listen(t, "127.0.0.1")
+			conn := dialUDP(t, srv.LocalAddr().String())
+			s := newSender(conn, tc.size)
+			if s.gso == 0 {
+				t.Skip("the kernel refuses UDP_SEGMENT")
+			}
+			if tc.force > 0 {
+				s.gso, s.run = tc.force, make([]byte, tc.force*tc.size)
+			}
+			sent, failed, err := s.send(100, int64(tc.n), time.Millisecond)
+			if sent != tc.n || failed != 0 || err != nil {
+				t.Fatalf("send = %d sent, %d failed, %v; want %d, 0, nil", sent, failed, err, tc.n)
+			}
+			if got := s.gso > 0; got != tc.wantGSO {
+				t.Fatalf("GSO on after the send: %v, want %v", got, tc.wantGSO)
+			}
+			buf := make([]byte, MaxDatagram)
+			srv.SetReadDeadline(time.Now().Add(5 * time.Second))
+			for i := range tc.n {
+				n, err := srv.Read(buf)
+				if err != nil {
+					t.Fatalf("datagram %d: %v", i, err)
+				}
+				seq, rtt, ok := parseEcho(buf[:n], 1000, time.Second)
+				if n != tc.size || !ok || seq != int64(100+i) || rtt != time.Second-time.Millisecond {
+					t.Fatalf("datagram %d: %d bytes, seq %d, rtt %v, ok %v; want %d bytes, seq %d", i, n, seq, rtt, ok, tc.size, 100+i)
+				}
+			}
+		})
+	}
+}

@@ -182,6 +182,35 @@ func TestBench(t *testing.T) {
 	}
 }
 
+// TestBenchPaced runs above benchWakes datagrams/s, where the sender
+// wakes for runs of datagrams: it must still send exactly rate*duration.
+func TestBenchPaced(t *testing.T) {
+	addr, _, _ := serve(t, "127.0.0.1", ModeEcho)
+	rep, err := Bench(context.Background(), BenchConfig{Addr: addr, Rate: 50000, Size: 64, Duration: 200 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Loss is possible on a busy machine at this rate; the count sent
+	// is not.
+	if rep.Sent != 10000 || rep.Received == 0 || rep.Duplicates != 0 || rep.SendErrors != 0 {
+		t.Fatalf("report = %+v, want 10000 sent, some received, no duplicates", rep)
+	}
+}
+
+func TestBenchPace(t *testing.T) {
+	tests := []struct {
+		rate int
+		want int64
+	}{
+		{1, 1}, {2000, 1}, {benchWakes, 1}, {2 * benchWakes, 2}, {200000, 20}, {10000000, benchBatch},
+	}
+	for _, tc := range tests {
+		if got := benchPace(tc.rate); got != tc.want {
+			t.Errorf("benchPace(%d) = %d, want %d", tc.rate, got, tc.want)
+		}
+	}
+}
+
 // TestBenchLoss sends through a relay that drops every 10th datagram on
 // the way to the echo server: the report must say 10% lost.
 func TestBenchLoss(t *testing.T) {
