@@ -83,3 +83,64 @@ func TestSenderGSO(t *testing.T) {
 		})
 	}
 }
+
+// TestFlushGSORuns queues replies as an echo server does: runs of equal
+// datagrams to one peer go as GSO messages, a different size or peer
+// starts a new message; every datagram must arrive whole and in order.
+func TestFlushGSORuns(t *testing.T) {
+	a, b := listen(t, "127.0.0.1"), listen(t, "127.0.0.1")
+	conn := listen(t, "127.0.0.1")
+	bc := newBatchConn(conn, 16, 0)
+	if !bc.gso {
+		t.Skip("the kernel does not offer UDP GSO")
+	}
+	type dgram struct {
+		to   *net.UDPConn
+		data string
+	}
+	plan := []dgram{{a, "a1"}, {a, "a2"}, {a, "a3"}, {a, "a-4"}, {b, "b1"}, {b, "b2"}, {a, "a5"}, {a, "a6"}}
+	for _, d := range plan {
+		bc.queue([]byte(d.data), d.to.LocalAddr())
+	}
+	if got := len(bc.out); got != 4 {
+		t.Fatalf("%d messages queued, want 4 (a1-a3, a-4, b1-b2, a5-a6)", got)
+	}
+	sent, failed, err := bc.Flush()
+	if sent != len(plan) || failed != 0 || err != nil {
+		t.Fatalf("Flush = %d sent, %d failed, %v; want %d, 0, nil", sent, failed, err, len(plan))
+	}
+	buf := make([]byte, 64)
+	for _, d := range plan {
+		d.to.SetReadDeadline(time.Now().Add(5 * time.Second))
+		n, err := d.to.Read(buf)
+		if err != nil || string(buf[:n]) != d.data {
+			t.Fatalf("read %q, %v; want %q", buf[:n], err, d.data)
+		}
+	}
+}
+
+// TestFlushGSORefused queues a run the kernel refuses as a whole (IPv6
+// destination on an IPv4 socket): GSO turns off, each datagram of the run
+// is tried alone and counted failed, and the next datagram still goes.
+func TestFlushGSORefused(t *testing.T) {
+	srv := listen(t, "127.0.0.1")
+	conn := listen(t, "127.0.0.1")
+	bc := newBatchConn(conn, 8, 0)
+	if !bc.gso {
+		t.Skip("the kernel does not offer UDP GSO")
+	}
+	bad := &net.UDPAddr{IP: net.IPv6loopback, Port: 9}
+	for range 3 {
+		bc.queue([]byte("bad"), bad)
+	}
+	bc.queue([]byte("good"), srv.LocalAddr())
+	sent, failed, err := bc.Flush()
+	if sent != 1 || failed != 3 || err == nil || bc.gso {
+		t.Fatalf("Flush = %d sent, %d failed, %v, GSO still on %v; want 1, 3, an error, off", sent, failed, err, bc.gso)
+	}
+	buf := make([]byte, 16)
+	srv.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if n, err := srv.Read(buf); err != nil || string(buf[:n]) != "good" {
+		t.Fatalf("read %q, %v; want good", buf[:n], err)
+	}
+}
