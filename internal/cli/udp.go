@@ -69,8 +69,9 @@ like Go's %q; discard mode only counts. Datagrams of any size up to 64 KiB
 and any content are handled.
 
 On Linux the server reads up to 32 datagrams with one recvmmsg and sends a
-batch's echoes with one sendmmsg; elsewhere it makes one system call per
-datagram. It asks for 4 MiB socket buffers (Linux caps them at
+batch's echoes with one sendmmsg, the echoes of one size to one peer as one
+message the kernel cuts into datagrams (UDP GSO, where the kernel offers
+it); elsewhere it makes one system call per datagram. It asks for 4 MiB socket buffers (Linux caps them at
 net.core.rmem_max and wmem_max).
 
 It logs to stderr as key=value lines: where it listens, and on SIGINT or
