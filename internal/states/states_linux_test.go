@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"net"
@@ -475,6 +476,72 @@ func FuzzSocketInode(f *testing.F) {
 		want, err := strconv.ParseUint(digits, 10, 64)
 		if !found || !found2 || err != nil || want != inode {
 			t.Fatalf("socketInode(%q) = %d, true; want %d (%v)", link, inode, want, err)
+		}
+	})
+}
+
+// dirent builds one linux_dirent64 record for name, padded to 8 bytes as
+// the kernel pads it.
+func dirent(typ byte, name string) []byte {
+	reclen := (direntName + len(name) + 1 + 7) &^ 7
+	b := make([]byte, reclen)
+	binary.NativeEndian.PutUint16(b[direntReclen:], uint16(reclen))
+	b[direntType] = typ
+	copy(b[direntName:], name)
+	return b
+}
+
+func TestNextDirent(t *testing.T) {
+	const dtDir = 4
+	var all []byte
+	for _, r := range [][]byte{dirent(dtDir, "."), dirent(dtDir, ".."), dirent(dtLnk, "0"), dirent(dtLnk, "10234")} {
+		all = append(all, r...)
+	}
+	var names []string
+	for b := all; len(b) > 0; {
+		var name []byte
+		var ok bool
+		name, b, ok = nextDirent(b)
+		if !ok {
+			t.Fatalf("a whole record refused; %d bytes left", len(b))
+		}
+		if name != nil {
+			if name[len(name)-1] != 0 {
+				t.Fatalf("name %q is not NUL-terminated", name)
+			}
+			names = append(names, string(name[:len(name)-1]))
+		}
+	}
+	if !slices.Equal(names, []string{"0", "10234"}) {
+		t.Fatalf("names %q, want the two links 0 and 10234", names)
+	}
+	short := dirent(dtLnk, "7")
+	for _, bad := range [][]byte{short[:direntName], short[:len(short)-1], {0: 0, direntReclen: 3, direntName: 'x'}} {
+		if _, _, ok := nextDirent(bad); ok {
+			t.Errorf("nextDirent(%v) = ok, want a refusal", bad)
+		}
+	}
+}
+
+// FuzzNextDirent: no panic, the records walk to the end of the buffer or
+// stop, and a name returned is NUL-terminated inside its record.
+func FuzzNextDirent(f *testing.F) {
+	f.Add(append(dirent(dtLnk, "3"), dirent(4, ".")...))
+	f.Add(dirent(dtLnk, "123456789"))
+	f.Add([]byte{})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		for len(b) > 0 {
+			name, rest, ok := nextDirent(b)
+			if !ok {
+				return
+			}
+			if len(rest) >= len(b) {
+				t.Fatalf("no progress: %d bytes, then %d", len(b), len(rest))
+			}
+			if name != nil && (len(name) < 2 || name[len(name)-1] != 0 || bytes.IndexByte(name, 0) != len(name)-1) {
+				t.Fatalf("name %q: want a non-empty NUL-terminated name", name)
+			}
+			b = rest
 		}
 	})
 }
