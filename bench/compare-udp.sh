@@ -3,7 +3,9 @@
 # Linux) with the textbook echo loop, one ReadFromUDP and one WriteToUDP
 # per datagram (bench/udptextbook), side by side in one run on 127.0.0.1.
 # The same client drives both: "netkit udp bench", 64-byte datagrams, at
-# each rate of RATES for DURATION. For each run it prints the rate the
+# each rate of RATES for DURATION (above 10,000/s it sends runs of
+# datagrams, on Linux each run as one UDP GSO send, so that the client is
+# not the limit). For each run it prints the rate the
 # client reached, the loss, and the server's CPU time (user + system, from
 # /proc/PID/stat) per million datagrams echoed. The servers alternate
 # which goes first at each rate; each is started fresh per run.
