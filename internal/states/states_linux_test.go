@@ -545,3 +545,74 @@ func FuzzNextDirent(f *testing.F) {
 		}
 	})
 }
+
+// TestCountFrom counts a listener and one connection on its port, from
+// both sources, as --summary does: while reading, keeping no socket.
+func TestCountFrom(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	dialPair(t, ln)
+	port := addrPort(ln.Addr()).Port()
+	for _, src := range []Source{Netlink, Proc, Auto} {
+		t.Run(string(src), func(t *testing.T) {
+			n, err := CountFrom(context.Background(), src, Filter{Port: port})
+			if err != nil {
+				t.Fatal(err)
+			}
+			// An earlier test's connection may have used the port as its
+			// ephemeral one and wait in TIME_WAIT.
+			delete(n, TimeWait)
+			if n[Listen] != 1 || n[Established] != 2 || len(n) != 2 {
+				t.Fatalf("counts %v, want LISTEN 1 and ESTABLISHED 2 only", n)
+			}
+			n, err = CountFrom(context.Background(), src, Filter{Port: port, State: Listen})
+			if err != nil || n[Listen] != 1 || len(n) != 1 {
+				t.Fatalf("with --state listen: counts %v, %v; want LISTEN 1 only", n, err)
+			}
+		})
+	}
+}
+
+func TestSockstatCount(t *testing.T) {
+	const sockstat = "sockets: used 1234\nTCP: inuse 10006 orphan 0 tw 457 alloc 10010 mem 296\nUDP: inuse 3 mem 57\n"
+	const sockstat6 = "TCP6: inuse 12\nUDP6: inuse 1\n"
+	tests := []struct {
+		name, text, prefix, key string
+		want                    int
+	}{
+		{"inuse", sockstat, "TCP:", "inuse", 10006},
+		{"tw", sockstat, "TCP:", "tw", 457},
+		{"ipv6", sockstat6, "TCP6:", "inuse", 12},
+		{"no tw line in sockstat6", sockstat6, "TCP6:", "tw", 0},
+		{"not TCP6 in sockstat", sockstat, "TCP6:", "inuse", 0},
+		{"not a number", "TCP: inuse many\n", "TCP:", "inuse", 0},
+		{"negative", "TCP: inuse -5\n", "TCP:", "inuse", 0},
+		{"absurd, capped", "TCP: inuse 99999999999\n", "TCP:", "inuse", 1 << 22},
+		{"empty", "", "TCP:", "inuse", 0},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := sockstatCount([]byte(tc.text), tc.prefix, tc.key); got != tc.want {
+				t.Fatalf("sockstatCount = %d, want %d", got, tc.want)
+			}
+		})
+	}
+	if n := sizeHint(); n < 16 {
+		t.Fatalf("sizeHint() = %d, want at least the margin of 16", n)
+	}
+}
+
+// FuzzSockstatCount: no panic, and a count is never negative or above the
+// cap, whatever /proc/net/sockstat holds.
+func FuzzSockstatCount(f *testing.F) {
+	f.Add([]byte("TCP: inuse 10006 orphan 0 tw 457 alloc 10010 mem 296\n"), "tw")
+	f.Add([]byte("TCP: inuse\n"), "inuse")
+	f.Fuzz(func(t *testing.T, b []byte, key string) {
+		if n := sockstatCount(b, "TCP:", key); n < 0 || n > 1<<22 {
+			t.Fatalf("sockstatCount = %d", n)
+		}
+	})
+}
