@@ -40,6 +40,10 @@ func mustAddrPort(t *testing.T, host string) netip.AddrPort {
 func serve(t *testing.T, host string, mode Mode) (addr string, stop func() Stats, out *testenv.Buffer) {
 	t.Helper()
 	conn := listen(t, host)
+	// Serve asks for these too, but in its goroutine: a test that sends
+	// at once could fill the default buffers first and lose datagrams.
+	_ = conn.SetReadBuffer(socketBuffer)
+	_ = conn.SetWriteBuffer(socketBuffer)
 	out = &testenv.Buffer{}
 	ctx, cancel := context.WithCancel(context.Background())
 	type result struct {
