@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"strconv"
 	"strings"
+	"sync"
 )
 
 // Every message the generator publishes is a JSON object of exactly the
@@ -18,8 +19,10 @@ import (
 // without padding, with room for large numbers.
 const MinSize = len(`{"p":9999,"seq":99999999999,"ts":1767225600000000000,"pad":""}`)
 
-// padding is sliced to fill messages; sizes are limited to its length.
-var padding = strings.Repeat("x", MaxSize)
+// padding returns the string sliced to fill messages; sizes are limited to
+// its length. Made on first use, so that other commands do not pay for it
+// at start-up.
+var padding = sync.OnceValue(func() string { return strings.Repeat("x", MaxSize) })
 
 // MaxSize is the largest message size the generator builds.
 const MaxSize = 60 << 10
@@ -35,7 +38,7 @@ func appendPayload(dst []byte, p int, seq uint64, ts int64, size int) []byte {
 	dst = strconv.AppendInt(dst, ts, 10)
 	dst = append(dst, `,"pad":"`...)
 	if n := size - (len(dst) - start) - len(`"}`); n > 0 {
-		dst = append(dst, padding[:n]...)
+		dst = append(dst, padding()[:n]...)
 	}
 	return append(dst, `"}`...)
 }

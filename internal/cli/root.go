@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -25,7 +26,7 @@ const (
 // Execute runs netkit with args (without the program name) and returns the
 // process exit status. Errors are written to stderr, one line each.
 func Execute(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	return run(ctx, newRootCmd(os.Environ(), nil), args, stdout, stderr)
+	return run(ctx, newRootCmdFor(os.Environ(), nil, args), args, stdout, stderr)
 }
 
 // run executes root with args and turns its error into lines on stderr and
@@ -34,7 +35,9 @@ func run(ctx context.Context, root *cobra.Command, args []string, stdout, stderr
 	root.SetArgs(args)
 	root.SetOut(stdout)
 	root.SetErr(stderr)
-	addCompletionCmd(root) // after SetOut: cobra's completion command keeps the writer it sees
+	if commandNamed(args) == "" {
+		addCompletionCmd(root) // after SetOut: cobra's completion command keeps the writer it sees
+	}
 	cmd, err := root.ExecuteContextC(ctx)
 	if err == nil {
 		return exitOK
@@ -66,10 +69,75 @@ func trimPackage(msg, path string) string {
 	return msg
 }
 
-// newRootCmd returns the netkit command with its subcommands. env is the
-// environment in os.Environ form; runHub, if not nil, replaces running the
-// hub (for tests).
+// commandNames are netkit's subcommands, so that a run can build only the
+// one it runs (newCommand): building all of them, with their flags and
+// defaults, was a twentieth of the CPU time of "netkit version".
+var commandNames = []string{
+	"hub", "pub", "sub", "dm", "presence", "history", "bench",
+	"send", "recv", "relay", "udp", "tcp", "states", "token", "version",
+}
+
+// newCommand returns the subcommand called name (one of commandNames).
+func newCommand(name string, env []string, runHub func(context.Context, *hubOptions) error) *cobra.Command {
+	switch name {
+	case "hub":
+		return newHubCmd(env, runHub)
+	case "pub":
+		return newPubCmd(env, nil)
+	case "sub":
+		return newSubCmd(env, nil)
+	case "dm":
+		return newDMCmd(env, nil)
+	case "presence":
+		return newPresenceCmd(env, nil)
+	case "history":
+		return newHistoryCmd(env, nil)
+	case "bench":
+		return newBenchCmd(env, nil)
+	case "send":
+		return newSendCmd(env, nil)
+	case "recv":
+		return newRecvCmd(env, nil)
+	case "relay":
+		return newRelayCmd(nil)
+	case "udp":
+		return newUDPCmd(env, nil)
+	case "tcp":
+		return newTCPCmd(env, nil)
+	case "states":
+		return newStatesCmd(env, nil)
+	case "token":
+		return newTokenCmd(env)
+	case "version":
+		return newVersionCmd()
+	}
+	panic("cli: no command " + name)
+}
+
+// commandNamed returns the subcommand that args name first, as in "netkit
+// states -p", or "" for anything else: no arguments, a flag, "help",
+// "completion", a mistake.
+func commandNamed(args []string) string {
+	if len(args) == 0 {
+		return ""
+	}
+	if slices.Contains(commandNames, args[0]) {
+		return args[0]
+	}
+	return ""
+}
+
+// newRootCmd returns the netkit command with all its subcommands. env is
+// the environment in os.Environ form; runHub, if not nil, replaces running
+// the hub (for tests).
 func newRootCmd(env []string, runHub func(context.Context, *hubOptions) error) *cobra.Command {
+	return newRootCmdFor(env, runHub, nil)
+}
+
+// newRootCmdFor returns the netkit command for running args: with only the
+// subcommand args name (see commandNamed), or, when they name none, with
+// all of them, for the help, completion and "did you mean".
+func newRootCmdFor(env []string, runHub func(context.Context, *hubOptions) error, args []string) *cobra.Command {
 	root := &cobra.Command{
 		Use:   "netkit",
 		Short: "Network tools in one binary",
@@ -110,18 +178,12 @@ Exit status: 0 on success, 1 when a command fails (bad settings included),
 	root.SetVersionTemplate("netkit {{.Version}}\n")
 	root.Flags().Bool("version", false, `print the version of netkit, like "netkit version"`)
 	root.SetFlagErrorFunc(flagError)
-	root.AddCommand(
-		newHubCmd(env, runHub),
-		newPubCmd(env, nil), newSubCmd(env, nil), newDMCmd(env, nil),
-		newPresenceCmd(env, nil), newHistoryCmd(env, nil),
-		newBenchCmd(env, nil),
-		newSendCmd(env, nil), newRecvCmd(env, nil), newRelayCmd(nil),
-		newUDPCmd(env, nil),
-		newTCPCmd(env, nil),
-		newStatesCmd(env, nil),
-		newTokenCmd(env),
-		newVersionCmd(),
-	)
+	only := commandNamed(args)
+	for _, name := range commandNames {
+		if only == "" || name == only {
+			root.AddCommand(newCommand(name, env, runHub))
+		}
+	}
 	return root
 }
 

@@ -4,8 +4,11 @@ import (
 	"bytes"
 	"context"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
+
+	"github.com/spf13/cobra"
 
 	"github.com/netkit/netkit/internal/testenv"
 )
@@ -17,9 +20,16 @@ type result struct {
 	hub            *hubOptions // what the hub's run function got; nil if not called
 }
 
-// execute runs netkit with env and args; the hub command records its
-// options instead of starting a server.
+// execute runs netkit with env and args as Execute does (with only the
+// subcommand args name); the hub command records its options instead of
+// starting a server.
 func execute(t *testing.T, env []string, args ...string) result {
+	t.Helper()
+	return executeWith(t, newRootCmdFor, env, args...)
+}
+
+// executeWith is execute with the root command built by newRoot.
+func executeWith(t *testing.T, newRoot func([]string, func(context.Context, *hubOptions) error, []string) *cobra.Command, env []string, args ...string) result {
 	t.Helper()
 	var r result
 	runHub := func(_ context.Context, opts *hubOptions) error {
@@ -27,7 +37,7 @@ func execute(t *testing.T, env []string, args ...string) result {
 		return nil
 	}
 	var stdout, stderr bytes.Buffer
-	r.code = run(context.Background(), newRootCmd(env, runHub), args, &stdout, &stderr)
+	r.code = run(context.Background(), newRoot(env, runHub, args), args, &stdout, &stderr)
 	r.stdout, r.stderr = stdout.String(), stderr.String()
 	return r
 }
@@ -64,6 +74,42 @@ func TestHelp(t *testing.T) {
 			}
 			testenv.Golden(t, tc.golden, r.stdout)
 		})
+	}
+}
+
+// TestOneCommandTree checks that building only the command run changes
+// nothing a user sees: each command's help and a usage error read the
+// same as with every command built, and the list of commands names them
+// all.
+func TestOneCommandTree(t *testing.T) {
+	all := func(env []string, runHub func(context.Context, *hubOptions) error, _ []string) *cobra.Command {
+		return newRootCmd(env, runHub)
+	}
+	var names []string
+	for _, c := range newRootCmd(nil, nil).Commands() {
+		if n := c.Name(); n != "help" && n != "completion" {
+			names = append(names, n)
+		}
+	}
+	var listed []string
+	for _, name := range commandNames {
+		listed = append(listed, name)
+		if got := newCommand(name, nil, nil).Name(); got != name {
+			t.Errorf("newCommand(%q) builds %q", name, got)
+		}
+	}
+	slices.Sort(listed)
+	if !slices.Equal(names, listed) {
+		t.Fatalf("root commands %v, commands table %v", names, listed)
+	}
+	for _, name := range names {
+		for _, args := range [][]string{{name, "--help"}, {name, "--no-such-flag"}, {name, "no-such-argument", "--help"}} {
+			one, full := execute(t, nil, args...), executeWith(t, all, nil, args...)
+			if one.code != full.code || one.stdout != full.stdout || one.stderr != full.stderr {
+				t.Errorf("%q: one command: exit %d, stdout %q, stderr %q; all: exit %d, stdout %q, stderr %q",
+					args, one.code, one.stdout, one.stderr, full.code, full.stdout, full.stderr)
+			}
+		}
 	}
 }
 

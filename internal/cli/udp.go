@@ -69,8 +69,9 @@ like Go's %q; discard mode only counts. Datagrams of any size up to 64 KiB
 and any content are handled.
 
 On Linux the server reads up to 32 datagrams with one recvmmsg and sends a
-batch's echoes with one sendmmsg; elsewhere it makes one system call per
-datagram. It asks for 4 MiB socket buffers (Linux caps them at
+batch's echoes with one sendmmsg, the echoes of one size to one peer as one
+message the kernel cuts into datagrams (UDP GSO, where the kernel offers
+it); elsewhere it makes one system call per datagram. It asks for 4 MiB socket buffers (Linux caps them at
 net.core.rmem_max and wmem_max).
 
 It logs to stderr as key=value lines: where it listens, and on SIGINT or
@@ -161,6 +162,12 @@ the RFC 3550 interarrival jitter. Jitter is computed on round-trip times:
 the transit time of each datagram is the arrival of its echo minus the send
 time it carries, both read from this machine's clock, so no clock
 synchronisation is needed; it includes the variation of both directions.
+
+Up to 10,000 datagrams/s each leaves at its own time. Above, the sender
+wakes about 10,000 times a second and sends the datagrams due together, in
+bursts of up to 64: on Linux as one send that the kernel cuts into
+datagrams (UDP GSO), which lets one client drive several hundred thousand
+datagrams/s.
 
 --json prints the report as one JSON object for scripts.`,
 		Example: `  # 10 seconds at 1000 datagrams/s of 64 bytes

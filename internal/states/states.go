@@ -9,6 +9,7 @@ package states
 
 import (
 	"cmp"
+	"context"
 	"errors"
 	"fmt"
 	"net/netip"
@@ -189,7 +190,14 @@ func Select(socks []Socket, f Filter) []Socket {
 // Sort orders sockets by local address and port, then remote, then state.
 func Sort(socks []Socket) {
 	slices.SortFunc(socks, func(a, b Socket) int {
-		return cmp.Or(a.Local.Compare(b.Local), a.Remote.Compare(b.Remote), cmp.Compare(a.State, b.State))
+		// Not cmp.Or, which compares all three every time.
+		if c := a.Local.Compare(b.Local); c != 0 {
+			return c
+		}
+		if c := a.Remote.Compare(b.Remote); c != 0 {
+			return c
+		}
+		return cmp.Compare(a.State, b.State)
 	})
 }
 
@@ -200,6 +208,27 @@ func Count(socks []Socket) map[State]int {
 		n[s.State]++
 	}
 	return n
+}
+
+// CountFrom returns how many of the sockets that pass f sit in each state,
+// reading them as Scan does: no memory per socket, where Count needs a
+// Snapshot first.
+func CountFrom(ctx context.Context, src Source, f Filter) (map[State]int, error) {
+	var n [256]int
+	if err := Scan(ctx, src, func(s Socket) {
+		if f.Match(s) {
+			n[s.State]++
+		}
+	}); err != nil {
+		return nil, err
+	}
+	m := make(map[State]int)
+	for st, c := range n {
+		if c > 0 {
+			m[State(st)] = c
+		}
+	}
+	return m, nil
 }
 
 // Owner is the process holding a socket open.

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"net"
@@ -417,12 +418,11 @@ func TestSnapshotOneDump(t *testing.T) {
 		ports = append(ports, addrPort(ln.Addr()).Port())
 	}
 	ctx := context.Background()
-	one, err := dumpNetlink(ctx, [][]byte{diagRequestCompat(1)})
-	if err != nil {
+	var one, two []Socket
+	if _, err := dumpNetlink(ctx, [][]byte{diagRequestCompat(1)}, func(s Socket) { one = append(one, s) }); err != nil {
 		t.Fatal(err)
 	}
-	two, err := snapshotByFamily(ctx)
-	if err != nil {
+	if _, err := dumpNetlink(ctx, [][]byte{diagRequest(afInet, 1), diagRequest(afInet6, 2)}, func(s Socket) { two = append(two, s) }); err != nil {
 		t.Fatal(err)
 	}
 	for _, port := range ports {
@@ -476,6 +476,143 @@ func FuzzSocketInode(f *testing.F) {
 		want, err := strconv.ParseUint(digits, 10, 64)
 		if !found || !found2 || err != nil || want != inode {
 			t.Fatalf("socketInode(%q) = %d, true; want %d (%v)", link, inode, want, err)
+		}
+	})
+}
+
+// dirent builds one linux_dirent64 record for name, padded to 8 bytes as
+// the kernel pads it.
+func dirent(typ byte, name string) []byte {
+	reclen := (direntName + len(name) + 1 + 7) &^ 7
+	b := make([]byte, reclen)
+	binary.NativeEndian.PutUint16(b[direntReclen:], uint16(reclen))
+	b[direntType] = typ
+	copy(b[direntName:], name)
+	return b
+}
+
+func TestNextDirent(t *testing.T) {
+	const dtDir = 4
+	var all []byte
+	for _, r := range [][]byte{dirent(dtDir, "."), dirent(dtDir, ".."), dirent(dtLnk, "0"), dirent(dtLnk, "10234")} {
+		all = append(all, r...)
+	}
+	var names []string
+	for b := all; len(b) > 0; {
+		var name []byte
+		var ok bool
+		name, b, ok = nextDirent(b)
+		if !ok {
+			t.Fatalf("a whole record refused; %d bytes left", len(b))
+		}
+		if name != nil {
+			if name[len(name)-1] != 0 {
+				t.Fatalf("name %q is not NUL-terminated", name)
+			}
+			names = append(names, string(name[:len(name)-1]))
+		}
+	}
+	if !slices.Equal(names, []string{"0", "10234"}) {
+		t.Fatalf("names %q, want the two links 0 and 10234", names)
+	}
+	short := dirent(dtLnk, "7")
+	for _, bad := range [][]byte{short[:direntName], short[:len(short)-1], {0: 0, direntReclen: 3, direntName: 'x'}} {
+		if _, _, ok := nextDirent(bad); ok {
+			t.Errorf("nextDirent(%v) = ok, want a refusal", bad)
+		}
+	}
+}
+
+// FuzzNextDirent: no panic, the records walk to the end of the buffer or
+// stop, and a name returned is NUL-terminated inside its record.
+func FuzzNextDirent(f *testing.F) {
+	f.Add(append(dirent(dtLnk, "3"), dirent(4, ".")...))
+	f.Add(dirent(dtLnk, "123456789"))
+	f.Add([]byte{})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		for len(b) > 0 {
+			name, rest, ok := nextDirent(b)
+			if !ok {
+				return
+			}
+			if len(rest) >= len(b) {
+				t.Fatalf("no progress: %d bytes, then %d", len(b), len(rest))
+			}
+			if name != nil && (len(name) < 2 || name[len(name)-1] != 0 || bytes.IndexByte(name, 0) != len(name)-1) {
+				t.Fatalf("name %q: want a non-empty NUL-terminated name", name)
+			}
+			b = rest
+		}
+	})
+}
+
+// TestCountFrom counts a listener and one connection on its port, from
+// both sources, as --summary does: while reading, keeping no socket.
+func TestCountFrom(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	dialPair(t, ln)
+	port := addrPort(ln.Addr()).Port()
+	for _, src := range []Source{Netlink, Proc, Auto} {
+		t.Run(string(src), func(t *testing.T) {
+			n, err := CountFrom(context.Background(), src, Filter{Port: port})
+			if err != nil {
+				t.Fatal(err)
+			}
+			// An earlier test's connection may have used the port as its
+			// ephemeral one and wait in TIME_WAIT.
+			delete(n, TimeWait)
+			if n[Listen] != 1 || n[Established] != 2 || len(n) != 2 {
+				t.Fatalf("counts %v, want LISTEN 1 and ESTABLISHED 2 only", n)
+			}
+			n, err = CountFrom(context.Background(), src, Filter{Port: port, State: Listen})
+			if err != nil || n[Listen] != 1 || len(n) != 1 {
+				t.Fatalf("with --state listen: counts %v, %v; want LISTEN 1 only", n, err)
+			}
+		})
+	}
+}
+
+func TestSockstatCount(t *testing.T) {
+	const sockstat = "sockets: used 1234\nTCP: inuse 10006 orphan 0 tw 457 alloc 10010 mem 296\nUDP: inuse 3 mem 57\n"
+	const sockstat6 = "TCP6: inuse 12\nUDP6: inuse 1\n"
+	tests := []struct {
+		name, text, prefix, key string
+		want                    int
+	}{
+		{"inuse", sockstat, "TCP:", "inuse", 10006},
+		{"tw", sockstat, "TCP:", "tw", 457},
+		{"ipv6", sockstat6, "TCP6:", "inuse", 12},
+		{"no tw line in sockstat6", sockstat6, "TCP6:", "tw", 0},
+		{"not TCP6 in sockstat", sockstat, "TCP6:", "inuse", 0},
+		{"not a number", "TCP: inuse many\n", "TCP:", "inuse", 0},
+		{"negative", "TCP: inuse -5\n", "TCP:", "inuse", 0},
+		{"absurd, capped", "TCP: inuse 99999999999\n", "TCP:", "inuse", 1 << 22},
+		{"empty", "", "TCP:", "inuse", 0},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := sockstatCount([]byte(tc.text), tc.prefix, tc.key); got != tc.want {
+				t.Fatalf("sockstatCount = %d, want %d", got, tc.want)
+			}
+		})
+	}
+	if n := sizeHint(); n < 16 {
+		t.Fatalf("sizeHint() = %d, want at least the margin of 16", n)
+	}
+}
+
+// FuzzSockstatCount: no panic, and a count is never negative or above the
+// cap, whatever /proc/net/sockstat holds.
+func FuzzSockstatCount(f *testing.F) {
+	f.Add([]byte("TCP: inuse 10006 orphan 0 tw 457 alloc 10010 mem 296\n"), "tw")
+	f.Add([]byte("TCP: inuse\n"), "inuse")
+	f.Fuzz(func(t *testing.T, b []byte, key string) {
+		if n := sockstatCount(b, "TCP:", key); n < 0 || n > 1<<22 {
+			t.Fatalf("sockstatCount = %d", n)
 		}
 	})
 }

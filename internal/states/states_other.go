@@ -14,6 +14,12 @@ func Snapshot(context.Context, Source) ([]Socket, error) {
 	return nil, notSupported()
 }
 
+// Scan is Linux only: elsewhere it returns an error wrapping
+// ErrNotImplemented.
+func Scan(context.Context, Source, func(Socket)) error {
+	return notSupported()
+}
+
 // Owners is Linux only: elsewhere it returns an error wrapping
 // ErrNotImplemented.
 func Owners(context.Context) (map[uint64]Owner, error) {

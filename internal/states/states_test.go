@@ -352,22 +352,32 @@ func TestWriteTableProcesses(t *testing.T) {
 		{Local: netip.MustParseAddrPort("127.0.0.1:80"), Remote: netip.MustParseAddrPort("0.0.0.0:0"), State: Listen, PID: 42, Program: "nginx"},
 		{Local: netip.MustParseAddrPort("127.0.0.1:80"), Remote: netip.MustParseAddrPort("127.0.0.1:5000"), State: TimeWait},
 	}
+	// Columns are measured in characters, not bytes: a zone or a program
+	// name may be any UTF-8.
+	wide := []Socket{
+		{Local: netip.MustParseAddrPort("[fe80::1%wlä0]:22"), Remote: netip.MustParseAddrPort("[fe80::2%wlä0]:40000"), State: Established, RecvQ: 1234567, PID: 7, Program: "naïve"},
+		{Local: netip.MustParseAddrPort("[::1]:22"), Remote: netip.MustParseAddrPort("[::]:0"), State: Listen, SendQ: 128, PID: 8, Program: "sshd"},
+	}
 	tests := []struct {
 		name      string
+		socks     []Socket
 		processes bool
 		want      string
 	}{
-		{"without", false, "STATE      RECV-Q  SEND-Q  LOCAL         REMOTE\n" +
+		{"without", socks, false, "STATE      RECV-Q  SEND-Q  LOCAL         REMOTE\n" +
 			"LISTEN     0       0       127.0.0.1:80  0.0.0.0:*\n" +
 			"TIME_WAIT  0       0       127.0.0.1:80  127.0.0.1:5000\n"},
-		{"with", true, "STATE      RECV-Q  SEND-Q  LOCAL         REMOTE          PID/PROGRAM\n" +
+		{"with", socks, true, "STATE      RECV-Q  SEND-Q  LOCAL         REMOTE          PID/PROGRAM\n" +
 			"LISTEN     0       0       127.0.0.1:80  0.0.0.0:*       42/nginx\n" +
 			"TIME_WAIT  0       0       127.0.0.1:80  127.0.0.1:5000  -\n"},
+		{"utf-8", wide, true, "STATE        RECV-Q   SEND-Q  LOCAL              REMOTE                PID/PROGRAM\n" +
+			"ESTABLISHED  1234567  0       [fe80::1%wlä0]:22  [fe80::2%wlä0]:40000  7/naïve\n" +
+			"LISTEN       0        128     [::1]:22           [::]:*                8/sshd\n"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			var b bytes.Buffer
-			if err := WriteTable(&b, socks, tc.processes); err != nil {
+			if err := WriteTable(&b, tc.socks, tc.processes); err != nil {
 				t.Fatal(err)
 			}
 			if b.String() != tc.want {

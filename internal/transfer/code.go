@@ -8,6 +8,7 @@ import (
 	"math/big"
 	"strconv"
 	"strings"
+	"sync"
 )
 
 // A code is what the two ends of a transfer share to find and trust each
@@ -22,8 +23,10 @@ import (
 //go:embed words/words.txt
 var wordFile string
 
-// codeWords are the words of codes; wordIndex finds them.
-var codeWords, wordIndex = loadWords(wordFile)
+// codeWords returns the words of codes and an index to find them. The list
+// is split on first use, not at start-up: every netkit command would pay
+// for it otherwise (issue 18).
+var codeWords = sync.OnceValues(func() ([]string, map[string]bool) { return loadWords(wordFile) })
 
 const (
 	codeWordCount = 3
@@ -58,12 +61,13 @@ func NewCode() (string, error) {
 // newCodeInRoom returns a code with fresh random words for room.
 func newCodeInRoom(room int) (string, error) {
 	parts := []string{strconv.Itoa(room)}
+	words, _ := codeWords()
 	for range codeWordCount {
-		i, err := rand.Int(rand.Reader, big.NewInt(int64(len(codeWords))))
+		i, err := rand.Int(rand.Reader, big.NewInt(int64(len(words))))
 		if err != nil {
 			return "", fmt.Errorf("transfer: code: %w", err)
 		}
-		parts = append(parts, codeWords[i.Int64()])
+		parts = append(parts, words[i.Int64()])
 	}
 	return strings.Join(parts, "-"), nil
 }
@@ -79,8 +83,9 @@ func ParseCode(code string) (canonical string, room int, err error) {
 	if err != nil || room < 1 || room > maxRoom || parts[0] != strconv.Itoa(room) {
 		return "", 0, ErrBadCode
 	}
+	_, index := codeWords()
 	for _, w := range parts[1:] {
-		if !wordIndex[w] {
+		if !index[w] {
 			return "", 0, fmt.Errorf("%w: %q is not one of its words", ErrBadCode, w)
 		}
 	}

@@ -33,3 +33,114 @@ func TestFlushSkipsFailures(t *testing.T) {
 		t.Fatalf("queue holds %d after Flush, want 0", len(bc.out))
 	}
 }
+
+// TestSenderGSO sends runs of bench datagrams through sender: with UDP
+// GSO, one send of 10 must arrive as 10 datagrams of the size asked, in
+// order, each with its sequence number; a GSO send the kernel refuses
+// (here larger than any datagram) must turn GSO off and still deliver
+// every datagram through the batch path.
+func TestSenderGSO(t *testing.T) {
+	tests := []struct {
+		name    string
+		size, n int
+		force   int // datagrams per GSO send forced on the sender; 0 keeps setGSO's
+		wantGSO bool
+	}{
+		{"gso", 64, 10, 0, true},
+		{"gso, full run", 100, maxGSOSegments, 0, true},
+		{"refused, falls back", 2000, 40, 40, false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			srv := listen(t, "127.0.0.1")
+			conn := dialUDP(t, srv.LocalAddr().String())
+			s := newSender(conn, tc.size)
+			if s.gso == 0 {
+				t.Skip("the kernel refuses UDP_SEGMENT")
+			}
+			if tc.force > 0 {
+				s.gso, s.run = tc.force, make([]byte, tc.force*tc.size)
+			}
+			sent, failed, err := s.send(100, int64(tc.n), time.Millisecond)
+			if sent != tc.n || failed != 0 || err != nil {
+				t.Fatalf("send = %d sent, %d failed, %v; want %d, 0, nil", sent, failed, err, tc.n)
+			}
+			if got := s.gso > 0; got != tc.wantGSO {
+				t.Fatalf("GSO on after the send: %v, want %v", got, tc.wantGSO)
+			}
+			buf := make([]byte, MaxDatagram)
+			srv.SetReadDeadline(time.Now().Add(5 * time.Second))
+			for i := range tc.n {
+				n, err := srv.Read(buf)
+				if err != nil {
+					t.Fatalf("datagram %d: %v", i, err)
+				}
+				seq, rtt, ok := parseEcho(buf[:n], 1000, time.Second)
+				if n != tc.size || !ok || seq != int64(100+i) || rtt != time.Second-time.Millisecond {
+					t.Fatalf("datagram %d: %d bytes, seq %d, rtt %v, ok %v; want %d bytes, seq %d", i, n, seq, rtt, ok, tc.size, 100+i)
+				}
+			}
+		})
+	}
+}
+
+// TestFlushGSORuns queues replies as an echo server does: runs of equal
+// datagrams to one peer go as GSO messages, a different size or peer
+// starts a new message; every datagram must arrive whole and in order.
+func TestFlushGSORuns(t *testing.T) {
+	a, b := listen(t, "127.0.0.1"), listen(t, "127.0.0.1")
+	conn := listen(t, "127.0.0.1")
+	bc := newBatchConn(conn, 16, 0)
+	if !bc.gso {
+		t.Skip("the kernel does not offer UDP GSO")
+	}
+	type dgram struct {
+		to   *net.UDPConn
+		data string
+	}
+	plan := []dgram{{a, "a1"}, {a, "a2"}, {a, "a3"}, {a, "a-4"}, {b, "b1"}, {b, "b2"}, {a, "a5"}, {a, "a6"}}
+	for _, d := range plan {
+		bc.queue([]byte(d.data), d.to.LocalAddr())
+	}
+	if got := len(bc.out); got != 4 {
+		t.Fatalf("%d messages queued, want 4 (a1-a3, a-4, b1-b2, a5-a6)", got)
+	}
+	sent, failed, err := bc.Flush()
+	if sent != len(plan) || failed != 0 || err != nil {
+		t.Fatalf("Flush = %d sent, %d failed, %v; want %d, 0, nil", sent, failed, err, len(plan))
+	}
+	buf := make([]byte, 64)
+	for _, d := range plan {
+		d.to.SetReadDeadline(time.Now().Add(5 * time.Second))
+		n, err := d.to.Read(buf)
+		if err != nil || string(buf[:n]) != d.data {
+			t.Fatalf("read %q, %v; want %q", buf[:n], err, d.data)
+		}
+	}
+}
+
+// TestFlushGSORefused queues a run the kernel refuses as a whole (IPv6
+// destination on an IPv4 socket): GSO turns off, each datagram of the run
+// is tried alone and counted failed, and the next datagram still goes.
+func TestFlushGSORefused(t *testing.T) {
+	srv := listen(t, "127.0.0.1")
+	conn := listen(t, "127.0.0.1")
+	bc := newBatchConn(conn, 8, 0)
+	if !bc.gso {
+		t.Skip("the kernel does not offer UDP GSO")
+	}
+	bad := &net.UDPAddr{IP: net.IPv6loopback, Port: 9}
+	for range 3 {
+		bc.queue([]byte("bad"), bad)
+	}
+	bc.queue([]byte("good"), srv.LocalAddr())
+	sent, failed, err := bc.Flush()
+	if sent != 1 || failed != 3 || err == nil || bc.gso {
+		t.Fatalf("Flush = %d sent, %d failed, %v, GSO still on %v; want 1, 3, an error, off", sent, failed, err, bc.gso)
+	}
+	buf := make([]byte, 16)
+	srv.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if n, err := srv.Read(buf); err != nil || string(buf[:n]) != "good" {
+		t.Fatalf("read %q, %v; want good", buf[:n], err)
+	}
+}

@@ -80,3 +80,9 @@ func (b *batchConn) Flush() (sent, failed int, err error) {
 	b.out, b.to = b.out[:0], b.to[:0]
 	return sent, failed, err
 }
+
+// setGSO is Linux only: elsewhere every datagram is its own send.
+func setGSO(*net.UDPConn, int) int { return 0 }
+
+// clearGSO is Linux only.
+func clearGSO(*net.UDPConn) {}
