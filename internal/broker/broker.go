@@ -104,3 +104,15 @@ type Broker interface {
 	// History returns channel's position and the messages q selects.
 	History(ctx context.Context, channel string, q history.Query) (history.Result, error)
 }
+
+// AsyncPublisher is a Broker that can take a publish without waiting for
+// it to be stored: the hub then lets a connection send its next publish
+// while earlier ones are in flight, and replies to each in order.
+type AsyncPublisher interface {
+	// PublishAsync does what Publish does without waiting: it returns
+	// at once and calls done exactly once, with what Publish would have
+	// returned, on a goroutine of the broker's. done must not block.
+	// Publishes to one channel through PublishAsync are stored in the
+	// order of the calls, and their done calls run in that order.
+	PublishAsync(ctx context.Context, channel, from string, data json.RawMessage, done func(history.Position, error))
+}

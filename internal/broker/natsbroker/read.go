@@ -3,7 +3,6 @@ package natsbroker
 import (
 	"context"
 	"errors"
-	"slices"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -50,8 +49,7 @@ func (b *Broker) read(ctx context.Context, a *assets, channel string, q history.
 	if err != nil {
 		return history.Result{}, nil, err
 	}
-	// held is newest first and contiguous down to its last element.
-	slices.Reverse(held)
+	// held is oldest first and contiguous up to the last offset.
 	if inEpoch {
 		res.Recovered = q.Since.Offset == last.offset || len(held) > 0 && held[0].offset == stop
 	}
@@ -59,38 +57,61 @@ func (b *Broker) read(ctx context.Context, a *assets, channel string, q history.
 		held = held[:q.Limit]
 	}
 	res.Messages = make([][]byte, len(held))
-	for i, m := range held {
-		res.Messages[i] = protocol.AppendMessage(nil, channel, m.offset, m.from, m.data)
+	for i, e := range held {
+		res.Messages[i] = protocol.AppendMessage(nil, channel, e.offset, e.from, e.data)
 	}
 	return res, &last, nil
 }
 
-// walk returns the messages from last back to offset stop, newest first,
-// that lim holds; it stops early at a message the stream or lim no longer
-// holds.
-func (b *Broker) walk(ctx context.Context, a *assets, last message, stop uint64, lim history.Limits) ([]message, error) {
-	var out []message
+// entry is one publication read from history.
+type entry struct {
+	offset uint64
+	pub
+}
+
+// walk returns the publications from last's back to offset stop, oldest
+// first, that lim holds: it reads the channel's stream messages newest
+// first along their Netkit-Prev headers and stops early at one the
+// stream or lim no longer holds.
+func (b *Broker) walk(ctx context.Context, a *assets, last message, stop uint64, lim history.Limits) ([]entry, error) {
+	var msgs []message // newest first
 	now := time.Now()
+	held := 0
 	m := last
 	for {
-		if m.offset < stop || len(out) >= lim.Size || lim.TTL > 0 && now.Sub(m.time) > lim.TTL {
-			return out, nil
+		if m.offset < stop || held >= lim.Size || lim.TTL > 0 && now.Sub(m.time) > lim.TTL {
+			break
 		}
-		out = append(out, m)
-		if m.prevSeq == 0 || m.offset == stop {
-			return out, nil
+		msgs = append(msgs, m)
+		held += len(m.pubs)
+		if m.prevSeq == 0 || m.first() <= stop {
+			break
 		}
 		raw, err := a.stream.GetMsg(ctx, m.prevSeq)
 		if errors.Is(err, jetstream.ErrMsgNotFound) {
-			return out, nil
+			break
 		}
 		if err != nil {
 			return nil, err
 		}
 		prev, err := fromRaw(raw)
-		if err != nil || prev.offset != m.offset-1 || prev.epoch != m.epoch {
-			return out, nil
+		if err != nil || prev.offset != m.first()-1 || prev.epoch != m.epoch {
+			break
 		}
 		m = prev
 	}
+	// The oldest offset kept: stop, or what lim's size leaves.
+	from := stop
+	if n := uint64(lim.Size); n > 0 && n <= last.offset {
+		from = max(from, last.offset-n+1)
+	}
+	out := make([]entry, 0, held)
+	for i := len(msgs) - 1; i >= 0; i-- {
+		for j, p := range msgs[i].pubs {
+			if off := msgs[i].first() + uint64(j); off >= from {
+				out = append(out, entry{off, p})
+			}
+		}
+	}
+	return out, nil
 }
