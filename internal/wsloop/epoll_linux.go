@@ -544,19 +544,30 @@ func (p *poller) decode(c *epollConn, data []byte) {
 		data = c.in
 	}
 	used := 0
-	// While closing, frames are read even if paused: the peer's close
-	// frame ends the handshake (messages are dropped).
-	for !c.closed && !c.draining && (c.closing || !c.paused.Load()) {
-		ev, n := c.rd.next(data[used:])
-		used += n
-		if ev.kind == needMore {
+	more := true // data[used:] may hold a whole frame
+	for {
+		// While closing, frames are read even if paused: the peer's close
+		// frame ends the handshake (messages are dropped).
+		for more && !c.closed && !c.draining && (c.closing || !c.paused.Load()) {
+			ev, n := c.rd.next(data[used:])
+			used += n
+			if ev.kind == needMore {
+				more = false
+				break
+			}
+			p.handle(c, ev)
+		}
+		if c.paused.Load() && !c.readOff && !c.closed && !c.closing {
+			c.readOff = true
+			p.watch(c)
+		}
+		// A worker that resumed reading between the loop's look at
+		// paused and the one above scheduled a flush that sees nothing
+		// to apply (readOff is still false): go on with the frames held
+		// here, or nothing would read them until more data arrives.
+		if !more || c.readOff || c.closed || c.draining || c.closing {
 			break
 		}
-		p.handle(c, ev)
-	}
-	if c.paused.Load() && !c.readOff && !c.closed && !c.closing {
-		c.readOff = true
-		p.watch(c)
 	}
 	if c.closed || c.draining {
 		c.in = nil
