@@ -45,6 +45,12 @@ type chanState struct {
 	last  uint64     // offset of the last publication handed to the Handler; guarded by mu
 	epoch string     // its epoch; guarded by mu
 	subs  []*nats.Subscription
+	// own is what this node stored on the channel and has not handed to
+	// the Handler itself yet (publish.go sends the next batch first), in
+	// offset order: a later message from the wire that arrives first is
+	// preceded by these rather than by a read from the stream. At most a
+	// few; guarded by mu.
+	own []message
 }
 
 // last returns channel's last message in the stream.
@@ -223,6 +229,10 @@ func (b *Broker) onMessage(channel string, cs *chanState, nm *nats.Msg) {
 	if m.epoch != cs.epoch { // the sequence restarted (its messages expired)
 		cs.last, cs.epoch = 0, m.epoch
 	}
+	b.ownLocked(channel, cs)
+	if m.offset <= cs.last {
+		return
+	}
 	if m.first() > cs.last+1 && m.prevSeq != 0 {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
@@ -249,6 +259,36 @@ func (b *Broker) deliverLocked(channel string, cs *chanState, m message) {
 		})
 	}
 	cs.last, cs.epoch = m.offset, m.epoch
+	for len(cs.own) > 0 && (cs.own[0].offset <= cs.last || cs.own[0].epoch != cs.epoch) {
+		cs.own = cs.own[1:]
+	}
+	if len(cs.own) == 0 {
+		cs.own = nil
+	}
+}
+
+// ownLocked delivers, in order, the messages this node stored that
+// follow cs.last.
+func (b *Broker) ownLocked(channel string, cs *chanState) {
+	for len(cs.own) > 0 && cs.own[0].epoch == cs.epoch && cs.own[0].first() == cs.last+1 {
+		b.deliverLocked(channel, cs, cs.own[0])
+	}
+}
+
+// stash makes m, just stored by this node, deliverable before the
+// messages after it (chanState.own).
+func (b *Broker) stash(channel string, m message) {
+	b.mu.Lock()
+	cs := b.channels[channel]
+	b.mu.Unlock()
+	if cs == nil {
+		return
+	}
+	cs.mu.Lock()
+	defer cs.mu.Unlock()
+	if cs.refs > 0 && (m.epoch != cs.epoch || m.offset > cs.last) {
+		cs.own = append(cs.own, m)
+	}
 }
 
 // catchUpLocked delivers what was published to channel up to last (the
@@ -259,6 +299,10 @@ func (b *Broker) catchUpLocked(ctx context.Context, a *assets, channel string, c
 	}
 	if last.epoch != cs.epoch { // the sequence restarted: deliver from its start
 		cs.last, cs.epoch = 0, last.epoch
+	}
+	b.ownLocked(channel, cs)
+	if last.offset <= cs.last {
+		return nil
 	}
 	if last.first() > cs.last+1 {
 		if err := b.fillLocked(ctx, a, channel, cs, last.prevSeq, last.first()-1); err != nil {

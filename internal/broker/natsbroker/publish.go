@@ -106,74 +106,163 @@ func (b *Broker) PublishAsync(ctx context.Context, channel, from string, data js
 	}
 }
 
+// flight is one batch sent to JetStream, or stored and not yet reported.
+type flight struct {
+	live []pending
+	m    message                // the stream message; m.seq is set once stored
+	ack  jetstream.PubAckFuture // nil once stored, or when sent synchronously
+}
+
 // send publishes channel's queue, a batch at a time, until it is empty.
+// It overlaps two batches: as soon as one is stored, the next is sent
+// (it needs the sequence of the one before), and only then is the stored
+// one handed to the local subscribers and its publishes told, while the
+// next is on its way.
 func (b *Broker) send(channel string, ps *pubState) {
-	limit := min(maxBatchBytes, int(b.nc.MaxPayload())-4096)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var stored *flight // stored, not yet delivered and reported
 	for {
-		b.mu.Lock()
-		n, size := 0, 0
-		for n < len(ps.queue) && n < maxBatchCount {
-			size += pubSize(ps.queue[n].pub)
-			if n > 0 && size > limit {
-				break
-			}
-			n++
-		}
-		batch := ps.queue[:n:n]
-		ps.queue = ps.queue[n:]
-		if len(ps.queue) == 0 {
-			ps.queue = nil
-		}
-		if n == 0 {
-			ps.sending = false
-		}
-		b.mu.Unlock()
-		if n == 0 {
+		batch := b.take(ps, stored == nil)
+		if batch == nil && stored == nil {
 			return
 		}
-		b.publishBatch(channel, ps, batch)
+		var next *flight
+		if batch != nil {
+			next = b.start(ctx, channel, ps, batch)
+		}
+		if stored != nil {
+			b.finish(ctx, channel, stored)
+			stored = nil
+		}
+		if next != nil {
+			stored = b.await(ctx, channel, ps, next)
+		}
 	}
 }
 
-// publishBatch stores batch as one stream message and reports the
-// outcome to each publish.
-func (b *Broker) publishBatch(channel string, ps *pubState, batch []pending) {
-	live := batch[:0:0]
+// take removes the next batch from ps's queue, nil when it is empty; with
+// last set an empty queue also ends the sender.
+func (b *Broker) take(ps *pubState, last bool) []pending {
+	limit := min(maxBatchBytes, int(b.nc.MaxPayload())-4096)
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	n, size := 0, 0
+	for n < len(ps.queue) && n < maxBatchCount {
+		size += pubSize(ps.queue[n].pub)
+		if n > 0 && size > limit {
+			break
+		}
+		n++
+	}
+	if n == 0 {
+		ps.sending = ps.sending && !last
+		return nil
+	}
+	batch := ps.queue[:n:n]
+	ps.queue = ps.queue[n:]
+	if len(ps.queue) == 0 {
+		ps.queue = nil
+	}
+	return batch
+}
+
+// start sends batch as one stream message after the channel's last one,
+// without waiting for JetStream; it returns nil when nothing is sent (the
+// publishes were told why).
+func (b *Broker) start(ctx context.Context, channel string, ps *pubState, batch []pending) *flight {
+	f := &flight{}
 	for _, p := range batch {
 		if err := p.ctx.Err(); err != nil {
 			p.done(history.Position{}, fmt.Errorf("natsbroker: publish %s: %w", channel, err))
 			continue
 		}
-		live = append(live, p)
+		f.live = append(f.live, p)
 	}
-	if len(live) == 0 {
-		return
+	if len(f.live) == 0 {
+		return nil
 	}
-	pubs := make([]pub, len(live))
-	for i, p := range live {
-		pubs[i] = p.pub
+	f.m.pubs = make([]pub, len(f.live))
+	for i, p := range f.live {
+		f.m.pubs[i] = p.pub
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), publishTimeout)
-	defer cancel()
-	m, err := b.store(ctx, channel, ps, pubs)
-	if err != nil {
-		err = fmt.Errorf("natsbroker: publish %s: %w", channel, err)
-		for _, p := range live {
-			p.done(history.Position{}, err)
+	err := func() error {
+		if !ps.known {
+			ctx, cancel := context.WithTimeout(ctx, publishTimeout)
+			defer cancel()
+			a, err := b.get(ctx)
+			if err != nil {
+				return err
+			}
+			if err := b.readLast(ctx, a, channel, ps); err != nil {
+				return unavailable(err)
+			}
 		}
-		return
+		f.m.prevSeq, f.m.offset, f.m.epoch = ps.seq, ps.off+uint64(len(f.m.pubs)), ps.epoch
+		var err error
+		f.ack, err = b.js.PublishMsgAsync(encodeMessage(subjChannel+enc(channel), f.m), jetstream.WithExpectLastSequencePerSubject(ps.seq))
+		return unavailable(err)
+	}()
+	if err != nil {
+		ps.known = false
+		f.fail(channel, err)
+		return nil
 	}
+	return f
+}
+
+// await waits until f is stored and returns it, after making it
+// deliverable (stash); on a conflict it stores f's publications again
+// after the channel's new last message. It returns nil when f failed
+// (its publishes were told).
+func (b *Broker) await(ctx context.Context, channel string, ps *pubState, f *flight) *flight {
+	ctx, cancel := context.WithTimeout(ctx, publishTimeout)
+	defer cancel()
+	var err error
+	select {
+	case ack := <-f.ack.Ok():
+		f.m.seq = ack.Sequence
+	case err = <-f.ack.Err():
+	case <-ctx.Done():
+		err = ctx.Err()
+	}
+	if isConflict(err) {
+		ps.known = false
+		f.m, err = b.store(ctx, channel, ps, f.m.pubs)
+	}
+	if err != nil {
+		ps.known = false
+		f.fail(channel, unavailable(err))
+		return nil
+	}
+	ps.seq, ps.off, ps.epoch = f.m.seq, f.m.offset, f.m.epoch
+	b.stash(channel, f.m)
+	return f
+}
+
+// finish hands a stored batch to the local subscribers and tells its
+// publishes their positions.
+func (b *Broker) finish(ctx context.Context, channel string, f *flight) {
+	ctx, cancel := context.WithTimeout(ctx, publishTimeout)
+	defer cancel()
 	if a, err := b.get(ctx); err == nil {
-		b.deliverOwn(ctx, a, channel, m)
+		b.deliverOwn(ctx, a, channel, f.m)
 	}
-	first := m.first()
-	for i, p := range live {
-		p.done(history.Position{Offset: first + uint64(i), Epoch: m.epoch}, nil)
+	first := f.m.first()
+	for i, p := range f.live {
+		p.done(history.Position{Offset: first + uint64(i), Epoch: f.m.epoch}, nil)
+	}
+}
+
+func (f *flight) fail(channel string, err error) {
+	err = fmt.Errorf("natsbroker: publish %s: %w", channel, err)
+	for _, p := range f.live {
+		p.done(history.Position{}, err)
 	}
 }
 
 // store publishes pubs to channel as one stream message after the
-// channel's last one and returns it.
+// channel's last one, waiting for JetStream, and returns it.
 func (b *Broker) store(ctx context.Context, channel string, ps *pubState, pubs []pub) (message, error) {
 	a, err := b.get(ctx)
 	if err != nil {
