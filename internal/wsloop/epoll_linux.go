@@ -188,6 +188,12 @@ func (p *poller) schedule(c *epollConn, urgent bool) {
 	}
 	wake := true
 	if urgent || p.delay == 0 {
+		// Only the first of a round wakes the poller: a list that holds
+		// something was either announced by a wake already, or scheduled
+		// while the poller was busy, and its timeout sees the list before
+		// it sleeps. So a fan-out from another goroutine (a broker, the
+		// HTTP API) costs one wake per poller, not one per connection.
+		wake = len(p.urgent) == 0
 		p.urgent = append(p.urgent, c)
 	} else {
 		if len(p.dirty) == 0 {
