@@ -54,6 +54,20 @@ func (p *pubPipe) add(size int) *pubSlot {
 	return s
 }
 
+// tryAdd appends a slot for a publish of size bytes if there is room
+// now, or returns nil.
+func (p *pubPipe) tryAdd(size int) *pubSlot {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if len(p.slots) > 0 && (len(p.slots) >= maxPipelined || p.bytes+size > maxPipelinedBytes) {
+		return nil
+	}
+	s := &pubSlot{size: size}
+	p.slots = append(p.slots, s)
+	p.bytes += size
+	return s
+}
+
 // wait waits until no publish is in flight. The broker completes each
 // within its own bound, even after the connection ended.
 func (p *pubPipe) wait() {
@@ -91,10 +105,35 @@ func (c *client) complete(s *pubSlot, reply []byte) {
 	p.cond.Broadcast()
 }
 
+// publishInline hands a publish to the broker on the transport's
+// goroutine, which must not block, when nothing can: the broker takes
+// publishes asynchronously, nothing of c's is queued or running, the
+// channel's gate is open and c has room for one more publish in flight.
+// It reports whether it did; if not, the command goes to c's queue. A
+// publisher then need not wait for a worker and for its reading to
+// resume between publishes, which on a node busy writing to many
+// subscribers costs a poller round each.
+func (c *client) publishInline(cmd protocol.Command) bool {
+	ap, ok := c.srv.broker.(broker.AsyncPublisher)
+	if !ok || cmd.Op != protocol.OpPublish || !c.q.idle() || !c.gateOpen(cmd) {
+		return false
+	}
+	slot := c.pipe.tryAdd(len(cmd.Data))
+	if slot == nil {
+		return false
+	}
+	c.startPublish(ap, cmd, slot)
+	return true
+}
+
 // publishAsync runs a publish command through ap and returns once the
 // broker has it; the reply goes out when it is stored, in command order.
 func (c *client) publishAsync(ap broker.AsyncPublisher, cmd protocol.Command) {
-	slot := c.pipe.add(len(cmd.Data))
+	c.startPublish(ap, cmd, c.pipe.add(len(cmd.Data)))
+}
+
+// startPublish checks and hands one publish with its slot to ap.
+func (c *client) startPublish(ap broker.AsyncPublisher, cmd protocol.Command, slot *pubSlot) {
 	start := c.srv.metrics.start()
 	failed := func(perr *protocol.Error) {
 		if perr == nil { // the connection ended: nobody to reply to

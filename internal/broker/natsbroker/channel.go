@@ -248,15 +248,23 @@ func (b *Broker) onMessage(channel string, cs *chanState, nm *nats.Msg) {
 // deliverLocked hands m's publications after cs.last to the Handler; m
 // is in cs.epoch.
 func (b *Broker) deliverLocked(channel string, cs *chanState, m message) {
+	pubs := make([]broker.Publication, 0, len(m.pubs))
 	for i, p := range m.pubs {
 		off := m.first() + uint64(i)
 		if off <= cs.last {
 			continue
 		}
-		b.handler.HandlePublication(broker.Publication{
+		pubs = append(pubs, broker.Publication{
 			Channel: channel, Offset: off, Epoch: m.epoch, From: p.from, Data: p.data,
 			Push: protocol.AppendMessage(nil, channel, off, p.from, p.data),
 		})
+	}
+	if bh, ok := b.handler.(broker.BatchHandler); ok && len(pubs) > 1 {
+		bh.HandlePublications(pubs)
+	} else {
+		for _, p := range pubs {
+			b.handler.HandlePublication(p)
+		}
 	}
 	cs.last, cs.epoch = m.offset, m.epoch
 	for len(cs.own) > 0 && (cs.own[0].offset <= cs.last || cs.own[0].epoch != cs.epoch) {
