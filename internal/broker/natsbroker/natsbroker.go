@@ -152,7 +152,9 @@ func New(cfg Config, h broker.Handler) (*Broker, error) {
 		return nil, fmt.Errorf("natsbroker: connect %v: %w", cfg.URLs, err)
 	}
 	b.nc = nc
-	js, err := jetstream.New(nc)
+	// An async publish whose acknowledgement is lost (NATS restarted)
+	// fails after publishTimeout, which also frees its place in nats.go.
+	js, err := jetstream.New(nc, jetstream.WithPublishAsyncTimeout(publishTimeout))
 	if err != nil {
 		nc.Close()
 		return nil, fmt.Errorf("natsbroker: jetstream: %w", err)
