@@ -248,22 +248,27 @@ func (b *Broker) onMessage(channel string, cs *chanState, nm *nats.Msg) {
 // deliverLocked hands m's publications after cs.last to the Handler; m
 // is in cs.epoch.
 func (b *Broker) deliverLocked(channel string, cs *chanState, m message) {
-	pubs := make([]broker.Publication, 0, len(m.pubs))
-	for i, p := range m.pubs {
-		off := m.first() + uint64(i)
-		if off <= cs.last {
-			continue
-		}
-		pubs = append(pubs, broker.Publication{
+	publication := func(i int) broker.Publication {
+		p, off := m.pubs[i], m.first()+uint64(i)
+		return broker.Publication{
 			Channel: channel, Offset: off, Epoch: m.epoch, From: p.from, Data: p.data,
 			Push: protocol.AppendMessage(nil, channel, off, p.from, p.data),
-		})
+		}
 	}
-	if bh, ok := b.handler.(broker.BatchHandler); ok && len(pubs) > 1 {
+	skip := 0 // publications at or before cs.last
+	if m.epoch == cs.epoch && cs.last >= m.first() {
+		skip = int(min(cs.last-m.first()+1, uint64(len(m.pubs))))
+	}
+	bh, batched := b.handler.(broker.BatchHandler)
+	if batched && len(m.pubs)-skip > 1 {
+		pubs := make([]broker.Publication, 0, len(m.pubs)-skip)
+		for i := skip; i < len(m.pubs); i++ {
+			pubs = append(pubs, publication(i))
+		}
 		bh.HandlePublications(pubs)
 	} else {
-		for _, p := range pubs {
-			b.handler.HandlePublication(p)
+		for i := skip; i < len(m.pubs); i++ {
+			b.handler.HandlePublication(publication(i))
 		}
 	}
 	cs.last, cs.epoch = m.offset, m.epoch

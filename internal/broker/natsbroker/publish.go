@@ -115,7 +115,7 @@ func (b *Broker) PublishAsync(ctx context.Context, channel, from string, data js
 type flight struct {
 	live []pending
 	m    message                // the stream message; m.seq is set once stored
-	ack  jetstream.PubAckFuture // nil once stored, or when sent synchronously
+	ack  jetstream.PubAckFuture // its acknowledgement, once sent
 }
 
 // send publishes channel's queue, a batch at a time, until it is empty.
