@@ -487,3 +487,35 @@ func TestClusterPipelinedReplies(t *testing.T) {
 		t.Fatalf("subscriber got data %v, want %v", data, want)
 	}
 }
+
+// TestClusterOwnMessageBeforeReply: a publisher subscribed to the channel
+// gets its own message before the reply to its publish, as on the memory
+// broker, also when its publishes are pipelined (later messages may come
+// before an earlier reply); pushes and replies each keep their order.
+func TestClusterOwnMessageBeforeReply(t *testing.T) {
+	nodes := startCluster(t, natstest.Start(t), 1)
+	c := nodes[0].Dial(t)
+	quiet(t, c, subscribeCmd(1, "own"))
+	const n = 20
+	for id := 2; id < 2+n; id++ {
+		c.Send(publishCmd(id, "own", id))
+	}
+	pushed, replied := 0, 0 // offsets seen so far
+	for pushed < n || replied < n {
+		m := c.Read()
+		if m["push"] == "message" {
+			pushed++
+			if m["offset"] != float64(pushed) || m["data"] != float64(pushed+1) {
+				t.Fatalf("push %v, want offset %d with data %d", m, pushed, pushed+1)
+			}
+			continue
+		}
+		replied++
+		if fmt.Sprint(m["id"]) != fmt.Sprint(replied+1) || result(t, m)["offset"] != float64(replied) {
+			t.Fatalf("reply %v, want the reply to publish %d at offset %d", m, replied+1, replied)
+		}
+		if replied > pushed {
+			t.Fatalf("reply at offset %d came before its message push (pushed up to %d)", replied, pushed)
+		}
+	}
+}
