@@ -331,17 +331,20 @@ func (b *Broker) catchUpLocked(ctx context.Context, a *assets, channel string, c
 // messages' Netkit-Prev headers. Messages the stream no longer holds are
 // skipped.
 func (b *Broker) fillLocked(ctx context.Context, a *assets, channel string, cs *chanState, seq, to uint64) error {
+	if to <= cs.last || seq == 0 {
+		return nil
+	}
+	get, err := b.before(ctx, a, channel, seq+1, to-cs.last, 0)
+	if err != nil {
+		return err
+	}
 	var missed []message
 	for off := to; off > cs.last && seq != 0; off = missed[len(missed)-1].first() - 1 {
-		raw, err := a.stream.GetMsg(ctx, seq)
-		if errors.Is(err, jetstream.ErrMsgNotFound) {
-			break
-		}
+		m, ok, err := get(seq)
 		if err != nil {
 			return err
 		}
-		m, err := fromRaw(raw)
-		if err != nil || m.offset != off || m.epoch != cs.epoch {
+		if !ok || m.offset != off || m.epoch != cs.epoch {
 			break
 		}
 		missed = append(missed, m)

@@ -80,7 +80,7 @@ func (b *Broker) walk(ctx context.Context, a *assets, channel string, last messa
 	if f := last.first(); f > stop && lim.Size > len(last.pubs) {
 		need = min(f-stop, uint64(lim.Size-len(last.pubs)))
 	}
-	get, err := b.before(ctx, a, channel, last, need, lim.TTL)
+	get, err := b.before(ctx, a, channel, last.seq, need, lim.TTL)
 	if err != nil {
 		return nil, err
 	}
@@ -132,14 +132,13 @@ const readTimeout = 10 * time.Second
 // read one direct get at a time; more are read in one batched request.
 const maxSingleGets = 2
 
-// before returns a lookup of the channel's stream messages before last
-// by stream sequence (ok false for one the stream no longer holds), for
-// a walk back that wants up to need publications. A short walk reads
-// each message with one direct get; a longer one reads all of the
-// channel's messages up front with one batched direct get (at most the
-// stream's per-channel limit, and only those younger than ttl when it
-// is set).
-func (b *Broker) before(ctx context.Context, a *assets, channel string, last message, need uint64, ttl time.Duration) (func(seq uint64) (message, bool, error), error) {
+// before returns a lookup of the channel's stream messages before
+// sequence upTo (ok false for one the stream no longer holds), for a walk
+// back that wants up to need publications. A short walk reads each
+// message with one direct get; a longer one reads all of the channel's
+// messages up front with one batched direct get (at most the stream's
+// per-channel limit, and only those younger than ttl when it is set).
+func (b *Broker) before(ctx context.Context, a *assets, channel string, upTo, need uint64, ttl time.Duration) (func(seq uint64) (message, bool, error), error) {
 	single := func(seq uint64) (message, bool, error) {
 		raw, err := a.stream.GetMsg(ctx, seq)
 		if errors.Is(err, jetstream.ErrMsgNotFound) {
@@ -151,14 +150,14 @@ func (b *Broker) before(ctx context.Context, a *assets, channel string, last mes
 		m, err := fromRaw(raw)
 		return m, err == nil, nil
 	}
-	if need <= maxSingleGets || last.prevSeq == 0 {
+	if need <= maxSingleGets {
 		return single, nil
 	}
 	var since time.Time
 	if ttl > 0 {
 		since = time.Now().Add(-ttl)
 	}
-	msgs, err := b.readAll(ctx, subjChannel+enc(channel), last.seq, since)
+	msgs, err := b.readAll(ctx, subjChannel+enc(channel), upTo, since)
 	if err != nil {
 		return nil, err
 	}
