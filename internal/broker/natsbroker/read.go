@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/netkit/netkit/internal/history"
@@ -186,8 +187,11 @@ func (b *Broker) readAll(ctx context.Context, subject string, upTo uint64, since
 	if err != nil {
 		return nil, err
 	}
+	// Room for the whole batch and its end: nats.go never has to drop
+	// (a sync subscription would allocate its default 64k-entry queue).
+	replies := make(chan *nats.Msg, req.Batch+1)
 	inbox := b.nc.NewInbox()
-	sub, err := b.nc.SubscribeSync(inbox)
+	sub, err := b.nc.ChanSubscribe(inbox, replies)
 	if err != nil {
 		return nil, err
 	}
@@ -197,9 +201,11 @@ func (b *Broker) readAll(ctx context.Context, subject string, upTo uint64, since
 	}
 	out := make(map[uint64]message, req.Batch)
 	for {
-		nm, err := sub.NextMsgWithContext(ctx)
-		if err != nil {
-			return nil, fmt.Errorf("direct get %s: %w", subject, err)
+		var nm *nats.Msg
+		select {
+		case nm = <-replies:
+		case <-ctx.Done():
+			return nil, fmt.Errorf("direct get %s: %w", subject, ctx.Err())
 		}
 		switch status := nm.Header.Get("Status"); status { // the status line, as nats.go parses it
 		case "":
