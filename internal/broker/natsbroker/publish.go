@@ -69,9 +69,9 @@ func (b *Broker) Publish(ctx context.Context, channel, from string, data json.Ra
 }
 
 // PublishAsync implements broker.AsyncPublisher. It queues the publish
-// and returns without blocking (a node that is not connected and set up
-// refuses it at once with ErrUnavailable); done runs once JetStream stored it (after its hand-over
-// to this node's subscribers), or failed. The publishes of one channel
+// and returns without blocking (a node that is not connected to NATS
+// refuses it at once with ErrUnavailable); done runs once JetStream
+// stored it (after its hand-over to this node's subscribers), or failed. The publishes of one channel
 // are stored in the order of the calls, and their done calls run in that
 // order. A publish whose ctx ends before it is sent is not sent.
 func (b *Broker) PublishAsync(ctx context.Context, channel, from string, data json.RawMessage, done func(history.Position, error)) {
@@ -79,7 +79,9 @@ func (b *Broker) PublishAsync(ctx context.Context, channel, from string, data js
 		done(history.Position{}, fmt.Errorf("natsbroker: publish %s: %w", channel, err))
 		return
 	}
-	if !b.ready.Load() || !b.nc.IsConnected() { // without waiting for a setup under way
+	// Only the connection is checked here: a setup under way (after every
+	// connect) is waited for by the sender, not by the caller.
+	if !b.nc.IsConnected() {
 		done(history.Position{}, fmt.Errorf("natsbroker: publish %s: %w", channel, ErrUnavailable))
 		return
 	}
