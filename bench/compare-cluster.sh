@@ -42,7 +42,10 @@ done
 
 OUT=${OUT:-$(mktemp -d /tmp/netkit-cluster.XXXXXX)}
 mkdir -p "$OUT"
-bin=${XDG_CACHE_HOME:-$HOME/.cache}/netkit-bench/bin
+# Binaries go into $OUT/bin: another checkout may build into the shared
+# cache at the same time. Centrifugo stays in the cache (compare-hub.sh
+# installs it there).
+bin=$OUT/bin
 mkdir -p "$bin"
 die() { echo "compare-cluster.sh: $*" >&2; exit 1; }
 
@@ -50,7 +53,7 @@ echo "building netkit, nats-server and the Centrifugo adapter ..." >&2
 go build -o "$bin/netkit" ./cmd/netkit
 go build -o "$bin/nats-server" github.com/nats-io/nats-server/v2
 go build -o "$bin/centrifugo-bench" ./bench/centrifugo
-centrifugo=${CENTRIFUGO_BIN:-$bin/centrifugo}
+centrifugo=${CENTRIFUGO_BIN:-${XDG_CACHE_HOME:-$HOME/.cache}/netkit-bench/bin/centrifugo}
 [ -x "$centrifugo" ] || die "no Centrifugo at $centrifugo (bench/compare-hub.sh installs it)"
 
 port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }

@@ -104,3 +104,28 @@ type Broker interface {
 	// History returns channel's position and the messages q selects.
 	History(ctx context.Context, channel string, q history.Query) (history.Result, error)
 }
+
+// AsyncPublisher is a Broker that can take a publish without waiting for
+// it to be stored: the hub then lets a connection send its next publish
+// while earlier ones are in flight, and replies to each in order.
+type AsyncPublisher interface {
+	// PublishAsync does what Publish does without waiting: it never
+	// blocks (the hub may call it from its event loop), and calls done
+	// exactly once, with what Publish would have returned, on a
+	// goroutine of the broker's or, for a publish refused at once,
+	// before returning. done must not block.
+	// Publishes to one channel through PublishAsync are stored in the
+	// order of the calls, and their done calls run in that order.
+	PublishAsync(ctx context.Context, channel, from string, data json.RawMessage, done func(history.Position, error))
+}
+
+// BatchHandler is a Handler that can take several consecutive
+// publications of one channel in one call. A broker that receives
+// messages in batches hands them over this way when its Handler offers
+// it, so the node can queue each subscriber's share back to back (and
+// write it together) rather than message by message.
+type BatchHandler interface {
+	// HandlePublications delivers ps, consecutive publications of one
+	// channel in offset order, as HandlePublication would one by one.
+	HandlePublications(ps []Publication)
+}

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"strconv"
 
+	"github.com/netkit/netkit/internal/broker"
 	"github.com/netkit/netkit/internal/history"
 	"github.com/netkit/netkit/internal/protocol"
 	"github.com/netkit/netkit/internal/wsloop"
@@ -22,6 +23,7 @@ type client struct {
 	ctx    context.Context // ends with the connection
 	cancel context.CancelFunc
 	q      cmdQueue   // commands waiting to run (exec.go)
+	pipe   pubPipe    // publishes in flight (pipeline.go)
 	flow   clientFlow // channel gates this client holds closed (flow.go)
 	sess   session    // token, its expiry, command rate (access.go)
 
@@ -78,6 +80,13 @@ func (c *client) OnMessage(msg []byte, binary bool) {
 
 // run runs one command and enqueues its reply.
 func (c *client) run(cmd protocol.Command, perr *protocol.Error) {
+	if !c.srv.inline {
+		if ap, ok := c.srv.broker.(broker.AsyncPublisher); ok && perr == nil && cmd.Op == protocol.OpPublish {
+			c.publishAsync(ap, cmd)
+			return
+		}
+		c.pipe.wait()
+	}
 	if perr == nil {
 		start := c.srv.metrics.start()
 		perr = c.handle(cmd)

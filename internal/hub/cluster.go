@@ -55,3 +55,25 @@ func (s *Server) newNATSBroker(h broker.Handler) (broker.Broker, error) {
 	b.StopWith(srv)
 	return b, nil
 }
+
+// HandlePublications implements broker.BatchHandler: each local
+// subscriber gets the whole run queued back to back, so its connection
+// writes the messages together instead of one write each.
+func (s *Server) HandlePublications(ps []broker.Publication) {
+	if len(ps) == 0 {
+		return
+	}
+	ch := s.reg.channel(ps[0].Channel)
+	if ch == nil {
+		return
+	}
+	subs := *ch.subs.Load()
+	for _, c := range subs {
+		for _, p := range ps {
+			c.deliver(p.Push, ch)
+		}
+	}
+	for _, p := range ps {
+		s.metrics.sent(outPublication, len(subs), len(p.Push))
+	}
+}

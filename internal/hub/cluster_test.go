@@ -425,3 +425,97 @@ func TestClusterNATSRestartMidStream(t *testing.T) {
 		t.Fatalf("subscriber across the restart got %v, want 1..%d", got, len(msgs))
 	}
 }
+
+// TestClusterPipelinedReplies sends a connection's publishes without
+// waiting for replies, as a client with a window does: the node keeps
+// several in flight, yet the replies come in command order, an invalid
+// publish among them gets its error in its place, a command after them
+// sees them all, and a subscriber on another node gets them in order.
+func TestClusterPipelinedReplies(t *testing.T) {
+	const n = 200
+	nodes := startCluster(t, natstest.Start(t), 2)
+	sub := nodes[1].Dial(t)
+	quiet(t, sub, subscribeCmd(1, "pipe"))
+	pub := nodes[0].Dial(t)
+	bad := map[int]any{
+		50:  publishCmd(50, "bad name!", "x"),  // refused when decoded
+		120: publishCmd(120, "nons:pipe", "x"), // refused by the namespace check
+	}
+	for id := 1; id <= n; id++ {
+		if cmd, ok := bad[id]; ok {
+			pub.Send(cmd)
+			continue
+		}
+		pub.Send(publishCmd(id, "pipe", id))
+	}
+	pub.Send(map[string]any{"id": n + 1, "op": "history", "channel": "pipe", "limit": 1})
+	offset := 0.0
+	for id := 1; id <= n+1; id++ {
+		m := pub.Read()
+		if got := fmt.Sprint(m["id"]); got != fmt.Sprint(id) {
+			t.Fatalf("reply %v, want id %d next", m, id)
+		}
+		switch _, isBad := bad[id]; {
+		case isBad:
+			if m["error"] == nil {
+				t.Fatalf("reply to the invalid publish %d = %v, want an error", id, m)
+			}
+		case id == n+1:
+			res := result(t, m)
+			msgs := res["messages"].([]any)
+			if res["offset"] != offset || len(msgs) != 1 || msgs[0].(map[string]any)["offset"] != offset {
+				t.Fatalf("history after the publishes = %v, want offset %v and its message", res, offset)
+			}
+		default:
+			offset++
+			if got := result(t, m)["offset"]; got != offset {
+				t.Fatalf("reply to publish %d at offset %v, want %v", id, got, offset)
+			}
+		}
+	}
+	offsets, data := readMessages(t, sub, int(offset))
+	if !slices.Equal(offsets, span(1, int(offset))) {
+		t.Fatalf("subscriber on the other node got offsets %v, want 1..%v", offsets, offset)
+	}
+	want := []string{}
+	for id := 1; id <= n; id++ {
+		if _, isBad := bad[id]; !isBad {
+			want = append(want, fmt.Sprint(id))
+		}
+	}
+	if !slices.Equal(data, want) {
+		t.Fatalf("subscriber got data %v, want %v", data, want)
+	}
+}
+
+// TestClusterOwnMessageBeforeReply: a publisher subscribed to the channel
+// gets its own message before the reply to its publish, as on the memory
+// broker, also when its publishes are pipelined (later messages may come
+// before an earlier reply); pushes and replies each keep their order.
+func TestClusterOwnMessageBeforeReply(t *testing.T) {
+	nodes := startCluster(t, natstest.Start(t), 1)
+	c := nodes[0].Dial(t)
+	quiet(t, c, subscribeCmd(1, "own"))
+	const n = 20
+	for id := 2; id < 2+n; id++ {
+		c.Send(publishCmd(id, "own", id))
+	}
+	pushed, replied := 0, 0 // offsets seen so far
+	for pushed < n || replied < n {
+		m := c.Read()
+		if m["push"] == "message" {
+			pushed++
+			if m["offset"] != float64(pushed) || m["data"] != float64(pushed+1) {
+				t.Fatalf("push %v, want offset %d with data %d", m, pushed, pushed+1)
+			}
+			continue
+		}
+		replied++
+		if fmt.Sprint(m["id"]) != fmt.Sprint(replied+1) || result(t, m)["offset"] != float64(replied) {
+			t.Fatalf("reply %v, want the reply to publish %d at offset %d", m, replied+1, replied)
+		}
+		if replied > pushed {
+			t.Fatalf("reply at offset %d came before its message push (pushed up to %d)", replied, pushed)
+		}
+	}
+}

@@ -53,6 +53,9 @@ func (c *client) command(cmd protocol.Command, perr *protocol.Error) {
 		c.run(cmd, perr)
 		return
 	}
+	if !c.srv.inline && perr == nil && c.publishInline(cmd) {
+		return
+	}
 	// Pause before the command is visible to a worker: a worker that
 	// empties the queue resumes reading after this point.
 	c.conn.SetReadPaused(true)

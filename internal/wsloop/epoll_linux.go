@@ -195,6 +195,12 @@ func (p *poller) schedule(c *epollConn, urgent bool) {
 	}
 	wake := true
 	if urgent || p.delay == 0 {
+		// Only the first of a round wakes the poller: a list that holds
+		// something was either announced by a wake already, or scheduled
+		// while the poller was busy, and its timeout sees the list before
+		// it sleeps. So a fan-out from another goroutine (a broker, the
+		// HTTP API) costs one wake per poller, not one per connection.
+		wake = len(p.urgent) == 0
 		p.urgent = append(p.urgent, c)
 	} else {
 		if len(p.dirty) == 0 {
@@ -588,19 +594,30 @@ func (p *poller) decode(c *epollConn, data []byte) {
 		data = c.in
 	}
 	used := 0
-	// While closing, frames are read even if paused: the peer's close
-	// frame ends the handshake (messages are dropped).
-	for !c.closed && !c.draining && (c.closing || !c.paused.Load()) {
-		ev, n := c.rd.next(data[used:])
-		used += n
-		if ev.kind == needMore {
+	more := true // data[used:] may hold a whole frame
+	for {
+		// While closing, frames are read even if paused: the peer's close
+		// frame ends the handshake (messages are dropped).
+		for more && !c.closed && !c.draining && (c.closing || !c.paused.Load()) {
+			ev, n := c.rd.next(data[used:])
+			used += n
+			if ev.kind == needMore {
+				more = false
+				break
+			}
+			p.handle(c, ev)
+		}
+		if c.paused.Load() && !c.readOff && !c.closed && !c.closing {
+			c.readOff = true
+			p.watch(c)
+		}
+		// A worker that resumed reading between the loop's look at
+		// paused and the one above scheduled a flush that sees nothing
+		// to apply (readOff is still false): go on with the frames held
+		// here, or nothing would read them until more data arrives.
+		if !more || c.readOff || c.closed || c.draining || c.closing {
 			break
 		}
-		p.handle(c, ev)
-	}
-	if c.paused.Load() && !c.readOff && !c.closed && !c.closing {
-		c.readOff = true
-		p.watch(c)
 	}
 	if c.closed || c.draining {
 		c.in = nil

@@ -313,3 +313,9 @@ func testChannels(t *testing.T, mk MakeBroker) {
 		t.Fatalf("Channels = %+v, want %+v", got, want)
 	}
 }
+
+// Publications returns a copy of the publications delivered on channel,
+// in delivery order; safe while the broker delivers.
+func (r *Recorder) Publications(channel string) []broker.Publication {
+	return r.pubs(channel)
+}

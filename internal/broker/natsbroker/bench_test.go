@@ -55,6 +55,39 @@ func BenchmarkPublish(b *testing.B) {
 				}
 			}
 		})
+		// One publisher with up to 100 publishes in flight, as a hub
+		// connection of a client with a window of 100 (the NATS broker
+		// batches what waits while one is stored).
+		b.Run(tc.name+"/window-100", func(b *testing.B) {
+			br := tc.mk(b, brokertest.NewRecorder())
+			ap, ok := br.(broker.AsyncPublisher)
+			if !ok {
+				b.Skip("the broker publishes synchronously")
+			}
+			ctx := context.Background()
+			if err := br.Subscribe(ctx, "bench", nil, func(history.Result) {}); err != nil {
+				b.Fatal(err)
+			}
+			window := make(chan struct{}, 100)
+			var failed atomic.Pointer[error]
+			done := func(_ history.Position, err error) {
+				if err != nil {
+					failed.Store(&err)
+				}
+				<-window
+			}
+			b.ReportAllocs()
+			for b.Loop() {
+				window <- struct{}{}
+				ap.PublishAsync(ctx, "bench", "u", data, done)
+			}
+			for range cap(window) {
+				window <- struct{}{}
+			}
+			if err := failed.Load(); err != nil {
+				b.Fatal(*err)
+			}
+		})
 		// Concurrent publishers (GOMAXPROCS x 8): to one channel, whose
 		// publishes the NATS broker sequences one JetStream round trip at
 		// a time, and each to a channel of its own, which share the

@@ -2,11 +2,9 @@ package natsbroker
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"sort"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -19,40 +17,26 @@ import (
 	"github.com/netkit/netkit/internal/protocol"
 )
 
-// Offsets. A channel's offset is the count of messages published to it,
-// kept in a header of each message. A publish reads the channel's last
-// message (stream sequence S, offset k) and publishes offset k+1 with
-// Nats-Expected-Last-Subject-Sequence: S, so JetStream accepts it only if
-// nothing was published to the channel in between, on any node: offsets
-// are contiguous and unique cluster-wide. A node serialises its own
-// publishes per channel and remembers (S, k) from its last one, so a
-// channel published from one node costs one round trip per message; a
-// conflict (another node published) rereads the last message and retries.
+// Offsets. A channel's offset is the count of publications to it; each
+// stream message carries the offset of its last publication in a header
+// (message.go: a message holds one publication, or a batch). A node
+// publishes a message after the channel's last one (stream sequence S,
+// offset k) with Nats-Expected-Last-Subject-Sequence: S, so JetStream
+// stores it only if nothing was stored on the channel in between, on any
+// node: offsets are contiguous and unique cluster-wide. A node keeps one
+// such publish in flight per channel and remembers (S, k) from its last
+// one; what is published meanwhile goes as one batch after it
+// (publish.go). A conflict (another node published) rereads the last
+// message and retries.
 //
 // Delivery. The stream republishes each message it stored on a core
 // subject per channel; a node with subscribers to a channel subscribes to
 // it and gets each message once, whatever its number of local
 // subscribers. Each message names the sequence of the one before it in
-// its channel (a header), so a node
-// that sees offset k+2 after k fetches k+1 from the stream before
-// delivering k+2: no gap, even across a reconnect, and duplicates (offset
-// at or below the last delivered) are dropped.
-
-// maxPubCache bounds the per-channel publish states kept while idle.
-const maxPubCache = 4096
-
-// maxConflicts bounds the retries of one publish that keeps losing races.
-const maxConflicts = 1000
-
-// pubState sequences one channel's publishes from this node.
-type pubState struct {
-	mu    sync.Mutex // held across a publish
-	users int        // publishes waiting or running; guarded by Broker.mu
-	known bool       // seq, off and epoch are the channel's last message as far as this node knows
-	seq   uint64
-	off   uint64
-	epoch string
-}
+// its channel (a header), so a node that sees offset k+2 after k fetches
+// k+1 from the stream before delivering k+2: no gap, even across a
+// reconnect, and duplicates (offset at or below the last delivered) are
+// dropped.
 
 // chanState is a channel with local subscribers.
 type chanState struct {
@@ -61,146 +45,12 @@ type chanState struct {
 	last  uint64     // offset of the last publication handed to the Handler; guarded by mu
 	epoch string     // its epoch; guarded by mu
 	subs  []*nats.Subscription
-}
-
-// message is one channel message read from the stream or the wire.
-type message struct {
-	seq     uint64 // stream sequence; 0 when unknown (core delivery)
-	prevSeq uint64 // stream sequence of the channel's message before it
-	offset  uint64
-	epoch   string
-	from    string
-	data    json.RawMessage
-	time    time.Time
-}
-
-func parse(h nats.Header, data []byte) (message, error) {
-	off, err := strconv.ParseUint(h.Get(hdrOffset), 10, 64)
-	if err != nil {
-		return message{}, fmt.Errorf("natsbroker: message without offset: %w", err)
-	}
-	prev, _ := strconv.ParseUint(h.Get(hdrPrev), 10, 64)
-	seq, _ := strconv.ParseUint(h.Get(jetstream.SequenceHeader), 10, 64) // set on republished messages
-	return message{seq: seq, prevSeq: prev, offset: off, epoch: h.Get(hdrEpoch), from: h.Get(hdrFrom), data: data}, nil
-}
-
-func fromRaw(m *jetstream.RawStreamMsg) (message, error) {
-	msg, err := parse(m.Header, m.Data)
-	msg.seq, msg.time = m.Sequence, m.Time
-	return msg, err
-}
-
-func (b *Broker) pubLock(channel string) *pubState {
-	b.mu.Lock()
-	ps := b.pubs[channel]
-	if ps == nil {
-		if len(b.pubs) >= maxPubCache {
-			for name, p := range b.pubs {
-				if p.users == 0 {
-					delete(b.pubs, name)
-					break
-				}
-			}
-		}
-		ps = &pubState{}
-		b.pubs[channel] = ps
-	}
-	ps.users++
-	b.mu.Unlock()
-	ps.mu.Lock()
-	return ps
-}
-
-func (b *Broker) pubUnlock(ps *pubState) {
-	ps.mu.Unlock()
-	b.mu.Lock()
-	ps.users--
-	b.mu.Unlock()
-}
-
-// Publish implements broker.Broker.
-func (b *Broker) Publish(ctx context.Context, channel, from string, data json.RawMessage) (history.Position, error) {
-	a, err := b.get(ctx)
-	if err != nil {
-		return history.Position{}, fmt.Errorf("natsbroker: publish %s: %w", channel, err)
-	}
-	ps := b.pubLock(channel)
-	defer b.pubUnlock(ps)
-	subj := subjChannel + enc(channel)
-	for range maxConflicts {
-		if !ps.known {
-			if err := b.readLast(ctx, a, channel, ps); err != nil {
-				return history.Position{}, fmt.Errorf("natsbroker: publish %s: %w", channel, unavailable(err))
-			}
-		}
-		m := nats.NewMsg(subj)
-		m.Header.Set(hdrOffset, strconv.FormatUint(ps.off+1, 10))
-		m.Header.Set(hdrEpoch, ps.epoch)
-		m.Header.Set(hdrPrev, strconv.FormatUint(ps.seq, 10))
-		if from != "" {
-			m.Header.Set(hdrFrom, from)
-		}
-		m.Data = data
-		ack, err := b.js.PublishMsg(ctx, m, jetstream.WithExpectLastSequencePerSubject(ps.seq))
-		if isConflict(err) {
-			ps.known = false
-			continue
-		}
-		if err != nil {
-			ps.known = false
-			return history.Position{}, fmt.Errorf("natsbroker: publish %s: %w", channel, unavailable(err))
-		}
-		pub := message{seq: ack.Sequence, prevSeq: ps.seq, offset: ps.off + 1, epoch: ps.epoch, from: from, data: data}
-		ps.seq, ps.off = ack.Sequence, ps.off+1
-		b.deliverOwn(ctx, a, channel, pub)
-		return history.Position{Offset: ps.off, Epoch: ps.epoch}, nil
-	}
-	return history.Position{}, fmt.Errorf("natsbroker: publish %s: %d conflicts in a row: %w", channel, maxConflicts, ErrUnavailable)
-}
-
-// deliverOwn hands a publication of this node to its local subscribers
-// before Publish returns, as the memory broker does; its copy from NATS
-// is then a duplicate and dropped.
-func (b *Broker) deliverOwn(ctx context.Context, a *assets, channel string, m message) {
-	b.mu.Lock()
-	cs := b.channels[channel]
-	b.mu.Unlock()
-	if cs == nil {
-		return
-	}
-	cs.mu.Lock()
-	defer cs.mu.Unlock()
-	if cs.refs == 0 {
-		return
-	}
-	if err := b.catchUpLocked(ctx, a, channel, cs, &m); err != nil {
-		b.log.Warn("natsbroker: catch up", "channel", channel, "err", err)
-	}
-}
-
-func isConflict(err error) bool {
-	var apiErr *jetstream.APIError
-	return errors.As(err, &apiErr) && (apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence ||
-		apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequenceConstant)
-}
-
-// readLast fills ps from the channel's last message, or starts its
-// sequence when it has none.
-func (b *Broker) readLast(ctx context.Context, a *assets, channel string, ps *pubState) error {
-	last, ok, err := b.last(ctx, a, channel)
-	if err != nil {
-		return err
-	}
-	if ok {
-		ps.seq, ps.off, ps.epoch, ps.known = last.seq, last.offset, last.epoch, true
-		return nil
-	}
-	epoch, err := b.startEpoch(ctx, a, channel)
-	if err != nil {
-		return err
-	}
-	ps.seq, ps.off, ps.epoch, ps.known = 0, 0, epoch, true
-	return nil
+	// own is what this node stored on the channel and has not handed to
+	// the Handler itself yet (publish.go sends the next batch first), in
+	// offset order: a later message from the wire that arrives first is
+	// preceded by these rather than by a read from the stream. At most a
+	// few; guarded by mu.
+	own []message
 }
 
 // last returns channel's last message in the stream.
@@ -379,24 +229,79 @@ func (b *Broker) onMessage(channel string, cs *chanState, nm *nats.Msg) {
 	if m.epoch != cs.epoch { // the sequence restarted (its messages expired)
 		cs.last, cs.epoch = 0, m.epoch
 	}
-	if m.offset > cs.last+1 && m.epoch == cs.epoch && m.prevSeq != 0 {
+	b.ownLocked(channel, cs)
+	if m.offset <= cs.last {
+		return
+	}
+	if m.first() > cs.last+1 && m.prevSeq != 0 {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
 		if a, err := b.get(ctx); err == nil {
-			if err := b.fillLocked(ctx, a, channel, cs, m.prevSeq, m.offset-1); err != nil {
-				b.log.Warn("natsbroker: missed messages not recovered", "channel", channel, "from", cs.last+1, "to", m.offset-1, "err", err)
+			if err := b.fillLocked(ctx, a, channel, cs, m.prevSeq, m.first()-1); err != nil {
+				b.log.Warn("natsbroker: missed messages not recovered", "channel", channel, "from", cs.last+1, "to", m.first()-1, "err", err)
 			}
 		}
 	}
 	b.deliverLocked(channel, cs, m)
 }
 
+// deliverLocked hands m's publications after cs.last to the Handler; m
+// is in cs.epoch.
 func (b *Broker) deliverLocked(channel string, cs *chanState, m message) {
+	publication := func(i int) broker.Publication {
+		p, off := m.pubs[i], m.first()+uint64(i)
+		return broker.Publication{
+			Channel: channel, Offset: off, Epoch: m.epoch, From: p.from, Data: p.data,
+			Push: protocol.AppendMessage(nil, channel, off, p.from, p.data),
+		}
+	}
+	skip := 0 // publications at or before cs.last
+	if m.epoch == cs.epoch && cs.last >= m.first() {
+		skip = int(min(cs.last-m.first()+1, uint64(len(m.pubs))))
+	}
+	bh, batched := b.handler.(broker.BatchHandler)
+	if batched && len(m.pubs)-skip > 1 {
+		pubs := make([]broker.Publication, 0, len(m.pubs)-skip)
+		for i := skip; i < len(m.pubs); i++ {
+			pubs = append(pubs, publication(i))
+		}
+		bh.HandlePublications(pubs)
+	} else {
+		for i := skip; i < len(m.pubs); i++ {
+			b.handler.HandlePublication(publication(i))
+		}
+	}
 	cs.last, cs.epoch = m.offset, m.epoch
-	b.handler.HandlePublication(broker.Publication{
-		Channel: channel, Offset: m.offset, Epoch: m.epoch, From: m.from, Data: m.data,
-		Push: protocol.AppendMessage(nil, channel, m.offset, m.from, m.data),
-	})
+	for len(cs.own) > 0 && (cs.own[0].offset <= cs.last || cs.own[0].epoch != cs.epoch) {
+		cs.own = cs.own[1:]
+	}
+	if len(cs.own) == 0 {
+		cs.own = nil
+	}
+}
+
+// ownLocked delivers, in order, the messages this node stored that
+// follow cs.last.
+func (b *Broker) ownLocked(channel string, cs *chanState) {
+	for len(cs.own) > 0 && cs.own[0].epoch == cs.epoch && cs.own[0].first() == cs.last+1 {
+		b.deliverLocked(channel, cs, cs.own[0])
+	}
+}
+
+// stash makes m, just stored by this node, deliverable before the
+// messages after it (chanState.own).
+func (b *Broker) stash(channel string, m message) {
+	b.mu.Lock()
+	cs := b.channels[channel]
+	b.mu.Unlock()
+	if cs == nil {
+		return
+	}
+	cs.mu.Lock()
+	defer cs.mu.Unlock()
+	if cs.refs > 0 && (m.epoch != cs.epoch || m.offset > cs.last) {
+		cs.own = append(cs.own, m)
+	}
 }
 
 // catchUpLocked delivers what was published to channel up to last (the
@@ -408,8 +313,12 @@ func (b *Broker) catchUpLocked(ctx context.Context, a *assets, channel string, c
 	if last.epoch != cs.epoch { // the sequence restarted: deliver from its start
 		cs.last, cs.epoch = 0, last.epoch
 	}
-	if last.offset > cs.last+1 {
-		if err := b.fillLocked(ctx, a, channel, cs, last.prevSeq, last.offset-1); err != nil {
+	b.ownLocked(channel, cs)
+	if last.offset <= cs.last {
+		return nil
+	}
+	if last.first() > cs.last+1 {
+		if err := b.fillLocked(ctx, a, channel, cs, last.prevSeq, last.first()-1); err != nil {
 			return err
 		}
 	}
@@ -417,21 +326,25 @@ func (b *Broker) catchUpLocked(ctx context.Context, a *assets, channel string, c
 	return nil
 }
 
-// fillLocked delivers the messages after cs.last up to offset to, the
-// one at stream sequence seq, walking back along their Netkit-Prev
-// headers. Messages the stream no longer holds are skipped.
+// fillLocked delivers the publications after cs.last up to offset to,
+// the last of the stream message at sequence seq, walking back along the
+// messages' Netkit-Prev headers. Messages the stream no longer holds are
+// skipped.
 func (b *Broker) fillLocked(ctx context.Context, a *assets, channel string, cs *chanState, seq, to uint64) error {
+	if to <= cs.last || seq == 0 {
+		return nil
+	}
+	get, err := b.before(ctx, a, channel, seq+1, to-cs.last, 0)
+	if err != nil {
+		return err
+	}
 	var missed []message
-	for off := to; off > cs.last && seq != 0; off-- {
-		raw, err := a.stream.GetMsg(ctx, seq)
-		if errors.Is(err, jetstream.ErrMsgNotFound) {
-			break
-		}
+	for off := to; off > cs.last && seq != 0; off = missed[len(missed)-1].first() - 1 {
+		m, ok, err := get(seq)
 		if err != nil {
 			return err
 		}
-		m, err := fromRaw(raw)
-		if err != nil || m.offset != off || m.epoch != cs.epoch {
+		if !ok || m.offset != off || m.epoch != cs.epoch {
 			break
 		}
 		missed = append(missed, m)

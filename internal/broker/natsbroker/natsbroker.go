@@ -46,7 +46,8 @@ const (
 	hdrEpoch  = "Netkit-Epoch"
 	hdrFrom   = "Netkit-From"
 	hdrNode   = "Netkit-Node"
-	hdrPrev   = "Netkit-Prev" // stream sequence of the channel's message before
+	hdrPrev   = "Netkit-Prev"  // stream sequence of the channel's message before
+	hdrCount  = "Netkit-Count" // publications in a batch (message.go)
 )
 
 // Config configures a Broker.
@@ -99,6 +100,8 @@ type Broker struct {
 	mu       sync.Mutex
 	channels map[string]*chanState // channels with local subscribers; guarded by mu
 	pubs     map[string]*pubState  // per-channel publish sequencing; guarded by mu
+	closed   bool                  // Run ended: publishes fail; guarded by mu
+	senders  sync.WaitGroup        // publishing goroutines (publish.go), one per channel at most
 	joined   map[string][]byte     // presence keys this node holds -> value; guarded by mu
 }
 
@@ -149,7 +152,9 @@ func New(cfg Config, h broker.Handler) (*Broker, error) {
 		return nil, fmt.Errorf("natsbroker: connect %v: %w", cfg.URLs, err)
 	}
 	b.nc = nc
-	js, err := jetstream.New(nc)
+	// An async publish whose acknowledgement is lost (NATS restarted)
+	// fails after publishTimeout, which also frees its place in nats.go.
+	js, err := jetstream.New(nc, jetstream.WithPublishAsyncTimeout(publishTimeout))
 	if err != nil {
 		nc.Close()
 		return nil, fmt.Errorf("natsbroker: jetstream: %w", err)
@@ -258,6 +263,10 @@ func (b *Broker) Ready() error {
 func (b *Broker) Run(ctx context.Context) error {
 	defer func() {
 		b.nc.Close()
+		b.mu.Lock()
+		b.closed = true
+		b.mu.Unlock()
+		b.senders.Wait()
 		for _, f := range b.onStop {
 			f()
 		}
