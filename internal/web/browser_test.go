@@ -16,6 +16,7 @@ import (
 
 	"github.com/chromedp/chromedp"
 
+	"github.com/netkit/netkit/internal/auth"
 	"github.com/netkit/netkit/internal/hub"
 	"github.com/netkit/netkit/internal/hubtest"
 )
@@ -441,4 +442,46 @@ func (p *proxy) release() {
 	p.mu.Lock()
 	p.held = false
 	p.mu.Unlock()
+}
+
+// TestBrowserTokenLogin: on a hub that refuses anonymous clients, the page
+// says why a wrong token cannot connect and lets the user try again; a
+// pasted token logs in as its user.
+func TestBrowserTokenLogin(t *testing.T) {
+	const secret = "browser-test-secret"
+	bctx := browser(t)
+	h := hubtest.Start(t, func(c *hub.Config) { c.JWTSecret = secret; c.AllowAnonymous = false })
+	wrong, err := auth.Sign([]byte("another-secret"), auth.Claims{User: "carol"}, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	good, err := auth.Sign([]byte(secret), auth.Claims{User: "carol"}, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	url := "http://" + h.Addr
+	run(t, bctx, "a wrong token is refused",
+		chromedp.Navigate(url+"/?channel=room"),
+		chromedp.WaitVisible("#name"),
+		chromedp.SetValue("#name", "Carol"),
+		chromedp.SetValue("#token", wrong),
+		chromedp.Click("#connect"),
+		until(`document.getElementById("login-error").textContent.startsWith("Cannot connect")`),
+		until(`!document.getElementById("connect").disabled`),
+	)
+	if eval[bool](t, bctx, `!document.getElementById("chat").hidden`) {
+		t.Fatal("the chat shows after a refused token")
+	}
+	run(t, bctx, "the pasted token logs in",
+		chromedp.SetValue("#token", good),
+		chromedp.Click("#connect"),
+		chromedp.WaitVisible("#chat"),
+		until(`document.getElementById("state").classList.contains("state-connected")`),
+		until(`document.getElementById("channel-title").textContent === "room"`),
+	)
+	if me := text(t, bctx, "me"); !strings.Contains(me, "carol") {
+		t.Fatalf("the page shows %q as its user, want carol (the token's sub)", me)
+	}
+	say(t, bctx, "hello with a token")
+	run(t, bctx, "carol sees her message", seen("hello with a token"))
 }
