@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -274,12 +275,21 @@ func (b *Broker) Run(ctx context.Context) error {
 	b.kick()
 	tick := time.NewTicker(b.cfg.PresenceTTL / 3)
 	defer tick.Stop()
+	// setUpFor is the connection (counted by its reconnects) that the last
+	// setup served: the kick of Run's start and that of the connect handler
+	// name the same connection, which is set up once, so that /readyz does
+	// not flip to 503 for a second setup right after the first.
+	setUpFor := uint64(math.MaxUint64)
 	for {
 		select {
 		case <-ctx.Done():
 			b.removeNode()
 			return nil
 		case <-b.reconnCh:
+			conn := b.nc.Stats().Reconnects
+			if b.ready.Load() && conn == setUpFor {
+				continue
+			}
 			b.setupMu.Lock()
 			b.assets = nil
 			b.setupMu.Unlock()
@@ -288,6 +298,8 @@ func (b *Broker) Run(ctx context.Context) error {
 				b.log.Warn("nats setup failed; retrying", "err", err, "nats_status", b.nc.Status().String(), "nats_last_error", b.nc.LastError())
 				continue
 			}
+			setUpFor = conn
+			b.log.Info("nats ready: stream and buckets set up", "stream", streamName, "reconnects", conn)
 			b.refresh(ctx)
 			b.catchUpAll(ctx)
 		case <-tick.C:
