@@ -195,6 +195,10 @@ func (b *Broker) options() []nats.Option {
 		}),
 		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
 			b.ready.Store(false)
+			if err == nil { // closed by this node, at shutdown
+				b.log.Info("nats connection closed")
+				return
+			}
 			b.log.Warn("nats disconnected", "err", err)
 		}),
 		nats.ReconnectHandler(func(nc *nats.Conn) {
