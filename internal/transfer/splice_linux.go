@@ -173,7 +173,7 @@ func (rc *recvConn) splice(tcp *net.TCPConn, f *os.File, name string, pos *int64
 				rerr = io.ErrUnexpectedEOF
 				return true
 			}
-			if werr = drainPipe(rc.pipe.r, out, pos, n); werr != nil {
+			if werr = drainPipe(rc.pipe.r, out, pos, int64(n)); werr != nil { // n is an int on 32-bit systems
 				return true
 			}
 			step()
@@ -204,7 +204,7 @@ func drainPipe(pipe, out int, pos *int64, n int64) error {
 		if m == 0 {
 			return io.ErrShortWrite
 		}
-		n -= m
+		n -= int64(m) // m is an int on 32-bit systems
 	}
 	return nil
 }
