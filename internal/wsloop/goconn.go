@@ -439,6 +439,10 @@ func (c *goConn) service() error {
 	}
 	bp := writeBuffers.Get().(*[]byte)
 	buf := (*bp)[:0]
+	// The queue is taken before the pong: a ping read before something
+	// the queue now holds was answered by then (the reader stores the
+	// pong first), so its pong goes out ahead of it, not in a later write.
+	batch := c.out.Take()
 	if p := c.pong.Swap(nil); p != nil {
 		buf = append(appendHeader(buf, opPong, len(*p)), *p...)
 	}
@@ -446,7 +450,6 @@ func (c *goConn) service() error {
 		buf = appendHeader(buf, opPing, 0)
 		c.pingTimer.Reset(c.l.cfg.PingInterval)
 	}
-	batch := c.out.Take()
 	buf = appendFrames(buf, batch, c.joined)
 	c.out.Recycle(batch)
 	err := c.write(buf, c.l.cfg.WriteTimeout)
