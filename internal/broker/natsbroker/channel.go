@@ -288,12 +288,17 @@ func (b *Broker) ownLocked(channel string, cs *chanState) {
 	}
 }
 
+// channelState is the state of a channel with local subscribers, or nil.
+func (b *Broker) channelState(channel string) *chanState {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.channels[channel]
+}
+
 // stash makes m, just stored by this node, deliverable before the
 // messages after it (chanState.own).
 func (b *Broker) stash(channel string, m message) {
-	b.mu.Lock()
-	cs := b.channels[channel]
-	b.mu.Unlock()
+	cs := b.channelState(channel)
 	if cs == nil {
 		return
 	}
@@ -389,9 +394,7 @@ func (b *Broker) catchUpAll(ctx context.Context) {
 // Unsubscribe implements broker.Broker. It first delivers what was
 // published up to now, so nothing in flight is handed over after it.
 func (b *Broker) Unsubscribe(ctx context.Context, channel string) error {
-	b.mu.Lock()
-	cs := b.channels[channel]
-	b.mu.Unlock()
+	cs := b.channelState(channel)
 	if cs == nil {
 		return nil
 	}

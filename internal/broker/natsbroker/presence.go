@@ -88,9 +88,7 @@ func (b *Broker) Leave(ctx context.Context, channel string, c protocol.ClientInf
 // notify hands a join or leave to this node's Handler at once and to the
 // other nodes subscribed to channel through NATS.
 func (b *Broker) notify(channel string, join bool, c protocol.ClientInfo) error {
-	b.mu.Lock()
-	cs := b.channels[channel]
-	b.mu.Unlock()
+	cs := b.channelState(channel)
 	if cs != nil {
 		cs.mu.Lock()
 		if cs.refs > 0 {

@@ -321,9 +321,7 @@ func encodeMessage(subj string, m message) *nats.Msg {
 // before the publishes return, as the memory broker does; its copy from
 // NATS is then a duplicate and dropped.
 func (b *Broker) deliverOwn(ctx context.Context, a *assets, channel string, m message) {
-	b.mu.Lock()
-	cs := b.channels[channel]
-	b.mu.Unlock()
+	cs := b.channelState(channel)
 	if cs == nil {
 		return
 	}
