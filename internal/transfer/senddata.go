@@ -180,24 +180,39 @@ func (s *sender) copyBodySerial(f *os.File, src source, off int64, h *hasher) (c
 	tk := s.ticker(src)
 	for pos := off; pos < src.Size; {
 		chunk := buf[:min(int64(len(buf)), src.Size-pos)]
-		n, rerr := f.ReadAt(chunk, pos)
-		if h != nil {
-			h.Write(chunk[:n])
-		}
-		s.writeDeadline()
-		if _, err := s.conn.Write(chunk[:n]); err != nil {
-			return nil, s.writeErr(err)
+		n, short, changed, err := s.sendPiece(f, chunk, pos, src, func(p []byte) {
+			if h != nil {
+				h.Write(p)
+			}
+		})
+		if short {
+			return changed, err
 		}
 		pos += int64(n)
-		if n < len(chunk) {
-			if rerr == nil || rerr == io.EOF {
-				rerr = errShrank
-			}
-			return rerr, s.pad(src.Size - pos)
-		}
 		tk.at(pos)
 	}
 	return nil, nil
+}
+
+// sendPiece reads chunk from f at pos, hands what it read to hash and
+// writes it. short reports that the read fell short (the file shrank or
+// failed while sent): then changed and err are copyBody's results, the
+// rest of the file's size having been padded so the stream stays in step.
+// A write error is returned with short set too.
+func (s *sender) sendPiece(f *os.File, chunk []byte, pos int64, src source, hash func([]byte)) (n int, short bool, changed, err error) {
+	n, rerr := f.ReadAt(chunk, pos)
+	hash(chunk[:n])
+	s.writeDeadline()
+	if _, err := s.conn.Write(chunk[:n]); err != nil {
+		return n, true, nil, s.writeErr(err)
+	}
+	if n < len(chunk) {
+		if rerr == nil || rerr == io.EOF {
+			rerr = errShrank
+		}
+		return n, true, rerr, s.pad(src.Size - pos - int64(n))
+	}
+	return n, false, nil, nil
 }
 
 // copyBodyPiped is copyBody with the hash on its own goroutine: while
@@ -218,19 +233,11 @@ func (s *sender) copyBodyPiped(f *os.File, src source, off int64, h *hasher) (ch
 			hp.wait() // buffer i % len(s.bufs) is hashed: free again
 		}
 		chunk := s.bufs[i%len(s.bufs)][:min(chunkSize, src.Size-pos)]
-		n, rerr := f.ReadAt(chunk, pos)
-		hp.add(chunk[:n])
-		s.writeDeadline()
-		if _, err := s.conn.Write(chunk[:n]); err != nil {
-			return nil, s.writeErr(err)
+		n, short, changed, err := s.sendPiece(f, chunk, pos, src, hp.add)
+		if short {
+			return changed, err
 		}
 		pos += int64(n)
-		if n < len(chunk) {
-			if rerr == nil || rerr == io.EOF {
-				rerr = errShrank
-			}
-			return rerr, s.pad(src.Size - pos)
-		}
 		tk.at(pos)
 	}
 	return nil, nil
