@@ -93,6 +93,7 @@ type Subscription struct {
 	stopOnce sync.Once
 	mu       sync.Mutex
 	pos      Position // epoch of the last reply, offset of the last message queued; guarded by mu
+	handed   Position // the last message handed to the caller (what Position reports); guarded by mu
 	on       *conn    // the connection the subscribe was last answered on; guarded by mu
 	err      error    // why it ended; guarded by mu
 }
@@ -114,6 +115,7 @@ func (c *Client) Subscribe(ctx context.Context, channel string, opts ...Subscrib
 	}
 	if s.opts.since != nil {
 		s.pos = *s.opts.since
+		s.handed = *s.opts.since
 	}
 	s.q = make(chan item, max(1, s.opts.buffer))
 	if s.opts.onMessage == nil {
@@ -247,19 +249,40 @@ func (s *Subscription) deliver() {
 		}
 		switch {
 		case it.msg != nil && s.opts.onMessage != nil:
+			s.hand(Position{Offset: it.msg.Offset, Epoch: it.msg.Epoch})
 			s.opts.onMessage(*it.msg)
 		case it.msg != nil:
+			prev := s.hand(Position{Offset: it.msg.Offset, Epoch: it.msg.Epoch})
 			select {
 			case s.out <- *it.msg:
 			case <-s.stop:
+				s.hand(prev) // never handed: a later Since resumes before it
 				return
 			}
 		case it.jl != nil && s.opts.onJoinLeave != nil:
 			s.opts.onJoinLeave(*it.jl)
-		case it.sub != nil && s.opts.onSubscribed != nil:
-			s.opts.onSubscribed(*it.sub)
+		case it.sub != nil:
+			s.mu.Lock()
+			if s.handed.Epoch != it.sub.Epoch {
+				s.handed = Position{Epoch: it.sub.Epoch} // a new sequence: nothing of it handed yet
+			}
+			s.mu.Unlock()
+			if s.opts.onSubscribed != nil {
+				s.opts.onSubscribed(*it.sub)
+			}
 		}
 	}
+}
+
+// hand records pos as the last message handed to the caller, before the
+// hand-over, so that Position includes a message as soon as the caller
+// can see it. It returns the position it replaced.
+func (s *Subscription) hand(pos Position) Position {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	prev := s.handed
+	s.handed = pos
+	return prev
 }
 
 // Channel returns the subscription's channel.
@@ -269,12 +292,13 @@ func (s *Subscription) Channel() string { return s.channel }
 // ends. It is nil when the subscription has an OnMessage function.
 func (s *Subscription) Messages() <-chan Message { return s.out }
 
-// Position returns the position of the last message delivered (queued for
-// delivery), to resume from later with Since.
+// Position returns the position of the last message handed to the caller
+// (received from Messages, or passed to OnMessage), to resume from later
+// with Since. Messages still queued inside the client are not counted.
 func (s *Subscription) Position() Position {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.pos
+	return s.handed
 }
 
 // Done is closed when the subscription has ended and delivers no more.
