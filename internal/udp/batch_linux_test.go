@@ -1,9 +1,15 @@
 package udp
 
 import (
+	"context"
+	"encoding/binary"
+	"fmt"
 	"net"
+	"net/netip"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // TestFlushSkipsFailures queues a datagram the kernel refuses (an IPv6
@@ -29,8 +35,8 @@ func TestFlushSkipsFailures(t *testing.T) {
 			t.Fatalf("read %q, %v; want %q", buf[:n], err, want)
 		}
 	}
-	if len(bc.out) != 0 {
-		t.Fatalf("queue holds %d after Flush, want 0", len(bc.out))
+	if bc.nout != 0 {
+		t.Fatalf("queue holds %d after Flush, want 0", bc.nout)
 	}
 }
 
@@ -98,24 +104,91 @@ func TestFlushGSORuns(t *testing.T) {
 		to   *net.UDPConn
 		data string
 	}
-	plan := []dgram{{a, "a1"}, {a, "a2"}, {a, "a3"}, {a, "a-4"}, {b, "b1"}, {b, "b2"}, {a, "a5"}, {a, "a6"}}
-	for _, d := range plan {
-		bc.queue([]byte(d.data), d.to.LocalAddr())
+	tests := []struct {
+		name     string
+		plan     []dgram
+		messages int
+	}{
+		{"runs", []dgram{{a, "a1"}, {a, "a2"}, {a, "a3"}, {a, "a-4"}, {b, "b1"}, {b, "b2"}, {a, "a5"}, {a, "a6"}}, 4}, // a1-a3, a-4, b1-b2, a5-a6
+		{"interleaved peers", []dgram{{a, "a1"}, {b, "b1"}, {a, "a2"}, {b, "b2"}, {a, "a3"}}, 2},                      // a1-a3, b1-b2
+		{"a size between", []dgram{{a, "a1"}, {b, "b1"}, {a, "a-2"}, {a, "a3"}}, 4},                                   // a1, b1, a-2, a3: a3 must not go before a-2
 	}
-	if got := len(bc.out); got != 4 {
-		t.Fatalf("%d messages queued, want 4 (a1-a3, a-4, b1-b2, a5-a6)", got)
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			for _, d := range tc.plan {
+				bc.queue([]byte(d.data), d.to.LocalAddr())
+			}
+			if got := bc.nout; got != tc.messages {
+				t.Fatalf("%d messages queued, want %d", got, tc.messages)
+			}
+			sent, failed, err := bc.Flush()
+			if sent != len(tc.plan) || failed != 0 || err != nil {
+				t.Fatalf("Flush = %d sent, %d failed, %v; want %d, 0, nil", sent, failed, err, len(tc.plan))
+			}
+			buf := make([]byte, 64)
+			for _, d := range tc.plan {
+				d.to.SetReadDeadline(time.Now().Add(5 * time.Second))
+				n, err := d.to.Read(buf)
+				if err != nil || string(buf[:n]) != d.data {
+					t.Fatalf("read %q, %v; want %q", buf[:n], err, d.data)
+				}
+			}
+		})
 	}
-	sent, failed, err := bc.Flush()
-	if sent != len(plan) || failed != 0 || err != nil {
-		t.Fatalf("Flush = %d sent, %d failed, %v; want %d, 0, nil", sent, failed, err, len(plan))
+}
+
+// TestSockaddr encodes addresses as the kernel takes them and decodes them
+// back, for IPv4 and IPv6 sockets.
+func TestSockaddr(t *testing.T) {
+	tests := []struct {
+		in     string
+		v6     bool
+		family uint16
+		out    string
+	}{
+		{"127.0.0.1:9", false, unix.AF_INET, "127.0.0.1:9"},
+		{"127.0.0.1:9", true, unix.AF_INET6, "127.0.0.1:9"}, // IPv4-mapped on the wire, unmapped back
+		{"[::1]:65535", true, unix.AF_INET6, "[::1]:65535"},
+		{"[fe80::1%7]:53", true, unix.AF_INET6, "[fe80::1%7]:53"},
+		{"[::1]:9", false, unix.AF_INET6, "[::1]:9"}, // the kernel refuses it on an IPv4 socket
 	}
-	buf := make([]byte, 64)
-	for _, d := range plan {
-		d.to.SetReadDeadline(time.Now().Add(5 * time.Second))
-		n, err := d.to.Read(buf)
-		if err != nil || string(buf[:n]) != d.data {
-			t.Fatalf("read %q, %v; want %q", buf[:n], err, d.data)
+	for _, tc := range tests {
+		var sa sockaddr
+		sa.setAddrPort(netip.MustParseAddrPort(tc.in), tc.v6)
+		if f := binary.NativeEndian.Uint16(sa.b[:2]); f != tc.family {
+			t.Errorf("%s (v6 socket %v): family %d, want %d", tc.in, tc.v6, f, tc.family)
 		}
+		if got := sa.addrPort().String(); got != tc.out {
+			t.Errorf("%s (v6 socket %v): decoded %s, want %s", tc.in, tc.v6, got, tc.out)
+		}
+	}
+}
+
+// TestServeDualStack echoes on an IPv6 socket bound to [::] to an IPv4
+// client: the peer comes as an IPv4-mapped address, counts as the IPv4
+// peer, and the echo reaches it.
+func TestServeDualStack(t *testing.T) {
+	conn, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv6unspecified})
+	if err != nil {
+		t.Skipf("no dual-stack UDP socket here: %v", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan Stats, 1)
+	go func() {
+		st, _ := Serve(ctx, conn, ServeConfig{Mode: ModeEcho})
+		done <- st
+	}()
+	port := conn.LocalAddr().(*net.UDPAddr).Port
+	c := dialUDP(t, net.JoinHostPort("127.0.0.1", fmt.Sprint(port)))
+	for _, msg := range []string{"one", "two"} {
+		if got := roundTrip(t, c, []byte(msg)); string(got) != msg {
+			t.Fatalf("echo %q, want %q", got, msg)
+		}
+	}
+	cancel()
+	st := <-done
+	if st.Datagrams != 2 || st.Peers != 1 {
+		t.Fatalf("stats %+v, want 2 datagrams from 1 peer", st)
 	}
 }
 

@@ -288,19 +288,8 @@ type recorder struct {
 func (r *recorder) loop(conn *net.UDPConn, size int) {
 	bc := newBatchConn(conn, benchBatch, size)
 	r.highest = -1
-	for {
-		n, err := bc.Read()
+	batch := func(n int) {
 		now := time.Since(r.start)
-		if err != nil {
-			switch {
-			case isRefused(err):
-				r.refused = true
-				continue
-			case !errors.Is(err, net.ErrClosed):
-				r.err = fmt.Errorf("udp: bench receive: %w", err)
-			}
-			return
-		}
 		for i := range n {
 			seq, rtt, ok := parseEcho(bc.Data(i), r.limit, now)
 			if !ok {
@@ -309,6 +298,17 @@ func (r *recorder) loop(conn *net.UDPConn, size int) {
 			}
 			r.record(seq, rtt)
 		}
+	}
+	for {
+		err := bc.ReadLoop(batch)
+		switch {
+		case isRefused(err):
+			r.refused = true
+			continue
+		case !errors.Is(err, net.ErrClosed):
+			r.err = fmt.Errorf("udp: bench receive: %w", err)
+		}
+		return
 	}
 }
 

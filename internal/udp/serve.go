@@ -88,17 +88,7 @@ func Serve(ctx context.Context, conn *net.UDPConn, cfg ServeConfig) (Stats, erro
 	var st Stats
 	peers := make(map[netip.AddrPort]struct{})
 	bc := newBatchConn(conn, serveBatch, MaxDatagram)
-	for {
-		n, err := bc.Read()
-		if err != nil {
-			if ctx.Err() != nil {
-				return st, nil
-			}
-			if isRefused(err) {
-				continue // an ICMP error for an earlier echo; not ours to stop on
-			}
-			return st, fmt.Errorf("udp: serve: %w", err)
-		}
+	batch := func(n int) {
 		for i := range n {
 			b, peer := bc.Data(i), bc.Peer(i)
 			st.Datagrams++
@@ -125,5 +115,15 @@ func Serve(ctx context.Context, conn *net.UDPConn, cfg ServeConfig) (Stats, erro
 		}
 		_, failed, _ := bc.Flush()
 		st.Errors += int64(failed)
+	}
+	for {
+		err := bc.ReadLoop(batch)
+		switch {
+		case ctx.Err() != nil:
+			return st, nil
+		case isRefused(err):
+			continue // an ICMP error for an earlier echo; not ours to stop on
+		}
+		return st, fmt.Errorf("udp: serve: %w", err)
 	}
 }
