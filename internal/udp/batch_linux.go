@@ -177,14 +177,19 @@ func (b *batchConn) recv(fd uintptr) (int, syscall.Errno) {
 	}
 }
 
-// ReadLoop reads batches until a read fails, calling f with the number of
-// datagrams of each (Data, Peer, Truncated and QueueReply hold for them
-// until f returns); it returns the error that ended it. A batch smaller
-// than the batch size emptied the socket's queue, so ReadLoop then waits
-// for the next datagram at once instead of asking again to hear EAGAIN:
-// the edge-triggered poller wakes it for anything that arrives after the
-// read. That saves a system call per wake when datagrams come apart.
-func (b *batchConn) ReadLoop(f func(n int)) error {
+// ReadLoop reads batches until a read fails or f returns false, calling
+// f with the number of datagrams of each (Data, Peer, Truncated and
+// QueueReply hold for them until f returns); it returns the error that
+// ended it, nil when f did. f is how a caller stops a loop that a steady
+// stream keeps busy: closing the socket wakes a waiting read, but the
+// loop looks at the socket again only when it waits.
+//
+// A batch smaller than the batch size emptied the socket's queue, so
+// ReadLoop then waits for the next datagram at once instead of asking
+// again to hear EAGAIN: the edge-triggered poller wakes it for anything
+// that arrives after the read. That saves a system call per wake when
+// datagrams come apart.
+func (b *batchConn) ReadLoop(f func(n int) bool) error {
 	var errno syscall.Errno
 	err := b.rc.Read(func(fd uintptr) bool {
 		for {
@@ -196,13 +201,15 @@ func (b *batchConn) ReadLoop(f func(n int)) error {
 			case errno != 0:
 				return true
 			}
-			f(n)
+			if !f(n) {
+				return true
+			}
 			if n < len(b.in) {
 				return false
 			}
 		}
 	})
-	if err == nil {
+	if err == nil && errno != 0 {
 		err = os.NewSyscallError("recvmmsg", errno)
 	}
 	return err

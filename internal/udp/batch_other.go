@@ -40,16 +40,19 @@ func (b *batchConn) Read() (int, error) {
 	return 1, nil
 }
 
-// ReadLoop reads datagrams until a read fails, calling f with 1 for each
-// (Data, Peer, Truncated and QueueReply hold for it until f returns); it
-// returns the error that ended it.
-func (b *batchConn) ReadLoop(f func(n int)) error {
+// ReadLoop reads datagrams until a read fails or f returns false,
+// calling f with 1 for each (Data, Peer, Truncated and QueueReply hold
+// for it until f returns); it returns the error that ended it, nil when f
+// did.
+func (b *batchConn) ReadLoop(f func(n int) bool) error {
 	for {
 		n, err := b.Read()
 		if err != nil {
 			return err
 		}
-		f(n)
+		if !f(n) {
+			return nil
+		}
 	}
 }
 

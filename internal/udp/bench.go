@@ -10,6 +10,7 @@ import (
 	"net"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -88,6 +89,7 @@ func Bench(ctx context.Context, cfg BenchConfig) (Report, error) {
 	case <-ctx.Done():
 	}
 	t.Stop()
+	rec.stop.Store(true) // for a loop that echoes keep busy
 	conn.Close()
 	wg.Wait()
 
@@ -267,6 +269,7 @@ type recorder struct {
 	start    time.Time
 	limit    int64         // sequence numbers at or above it were never sent
 	complete chan struct{} // closed once every datagram sent came back
+	stop     atomic.Bool   // Bench is done: loop returns after its batch
 
 	mu       sync.Mutex
 	target   int64 // guarded by mu; datagrams sent, once known, else 0
@@ -288,7 +291,7 @@ type recorder struct {
 func (r *recorder) loop(conn *net.UDPConn, size int) {
 	bc := newBatchConn(conn, benchBatch, size)
 	r.highest = -1
-	batch := func(n int) {
+	batch := func(n int) bool {
 		now := time.Since(r.start)
 		for i := range n {
 			seq, rtt, ok := parseEcho(bc.Data(i), r.limit, now)
@@ -298,10 +301,12 @@ func (r *recorder) loop(conn *net.UDPConn, size int) {
 			}
 			r.record(seq, rtt)
 		}
+		return !r.stop.Load()
 	}
 	for {
 		err := bc.ReadLoop(batch)
 		switch {
+		case err == nil: // Bench is done
 		case isRefused(err):
 			r.refused = true
 			continue

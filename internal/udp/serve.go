@@ -88,7 +88,7 @@ func Serve(ctx context.Context, conn *net.UDPConn, cfg ServeConfig) (Stats, erro
 	var st Stats
 	peers := make(map[netip.AddrPort]struct{})
 	bc := newBatchConn(conn, serveBatch, MaxDatagram)
-	batch := func(n int) {
+	batch := func(n int) bool {
 		for i := range n {
 			b, peer := bc.Data(i), bc.Peer(i)
 			st.Datagrams++
@@ -115,6 +115,7 @@ func Serve(ctx context.Context, conn *net.UDPConn, cfg ServeConfig) (Stats, erro
 		}
 		_, failed, _ := bc.Flush()
 		st.Errors += int64(failed)
+		return ctx.Err() == nil
 	}
 	for {
 		err := bc.ReadLoop(batch)
