@@ -75,9 +75,8 @@ func (w *diskWriter) run() {
 
 // receiveBody reads the file's bytes from off to its size, hashing them
 // into h (unless h is nil: sealed records) and writing the blocks that
-// are not all zeros. It returns the
-// bytes read; every byte read is in the file unless the error is a
-// diskError.
+// are not all zeros. It returns the bytes read; every byte read is in the
+// file unless the error is a diskError.
 func (rc *recvConn) receiveBody(f *os.File, e entry, off int64, h *hasher) (int64, error) {
 	if e.Size-off < pipeMinSize {
 		return rc.receiveSerial(f, e, off, h)
