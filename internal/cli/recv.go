@@ -89,8 +89,12 @@ service) recv refuses to start unless --yes is given too, which shows each
 offer and accepts it without asking. --yes alone accepts every offer, as
 recv does without --confirm.
 
-Every file is checked against the BLAKE3 hash the sender computed before it
-appears under its name; until then it is a partial file inside --dir. When
+A file appears under its name only once all of it arrived intact; until
+then it is a partial file inside --dir. With the code, every byte comes in
+encrypted records that recv authenticates, in order, so a changed byte
+fails the transfer; the BLAKE3 hash printed is the one the sender computed
+of what it sent. With --open and --tls, recv hashes what arrives and
+compares it with the sender's BLAKE3 hash. When
 a transfer is interrupted (a sender stopped, the connection cut, recv
 stopped), the partial file is kept and the same send resumes from it. A
 file that is already there with the same size and hash is skipped.
@@ -260,7 +264,7 @@ func runRecv(ctx context.Context, opts *recvOptions) error {
 	}
 	prog := transfer.NewProgress(transfer.ProgressConfig{
 		Style: opts.Style, Out: opts.Stdout, Err: opts.Stderr,
-		Receiver: true, Classic: opts.Config.Classic, TLS: opts.Config.TLS,
+		Receiver: true, Classic: opts.Config.Classic, TLS: opts.Config.TLS, Confirm: opts.Confirm,
 	})
 	var t tally
 	cfg := opts.Config

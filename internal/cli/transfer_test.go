@@ -685,59 +685,82 @@ func TestConfirmer(t *testing.T) {
 
 // TestRelayEndToEnd runs "netkit send --relay" and "netkit recv --relay"
 // through Execute against a relay on 127.0.0.1: the sender prints a
-// code, the receiver fetches with it, neither listens.
+// code, the receiver fetches with it, neither listens. With --confirm
+// --yes, recv shows the offer once (the confirmation, no separate
+// "offers" line) and accepts it.
 func TestRelayEndToEnd(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	relayDone := make(chan error, 1)
-	go func() {
-		relayDone <- transfer.Relay(ctx, ln, transfer.RelayConfig{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
-	}()
-	defer func() { cancel(); <-relayDone }()
-	relay := ln.Addr().String()
-	content := make([]byte, 1<<20+3)
-	rand.Read(content)
-	src := tempFile(t, "via-relay.bin", content)
-	dir := t.TempDir()
-
-	pr, pw := io.Pipe()
-	var sendStderr bytes.Buffer
-	sendCode := make(chan int, 1)
-	go func() {
-		code := Execute(ctx, []string{"send", "--relay", relay, "--json", src}, pw, &sendStderr)
-		pw.Close()
-		sendCode <- code
-	}()
-	codes := make(chan string, 1)
-	go func() {
-		sc := bufio.NewScanner(pr)
-		for sc.Scan() {
-			var e transfer.Event
-			if json.Unmarshal(sc.Bytes(), &e) == nil && e.Kind == transfer.EventCode {
-				codes <- e.Code
+	tests := []struct {
+		name  string
+		flags []string
+		check func(t *testing.T, stderr string)
+	}{
+		{"quiet", []string{"--quiet"}, func(t *testing.T, stderr string) {}},
+		{"confirm --yes", []string{"--confirm", "--yes"}, func(t *testing.T, stderr string) {
+			if n := strings.Count(stderr, " offers "); n != 1 {
+				t.Errorf("recv showed the offer %d times, want once:\n%s", n, stderr)
 			}
-		}
-		io.Copy(io.Discard, pr)
-	}()
-	var code string
-	select {
-	case code = <-codes:
-	case c := <-sendCode:
-		t.Fatalf("send exited %d before printing a code: %s", c, sendStderr.String())
+			if !strings.Contains(stderr, " offers 1 file, 1.0 MiB:\n  via-relay.bin (1.0 MiB)\naccepted (--yes)\n") {
+				t.Errorf("recv's stderr:\n%s\nwant the offer with its file, then accepted (--yes)", stderr)
+			}
+		}},
 	}
-	var stdout, stderr bytes.Buffer
-	if c := Execute(ctx, []string{"recv", "--relay", relay, "--dir", dir, "--quiet", code}, &stdout, &stderr); c != exitOK {
-		t.Fatalf("recv --relay: exit %d, stderr %q", c, stderr.String())
-	}
-	if c := <-sendCode; c != exitOK {
-		t.Fatalf("send --relay: exit %d, stderr %q", c, sendStderr.String())
-	}
-	if got, err := os.ReadFile(filepath.Join(dir, "via-relay.bin")); err != nil || !bytes.Equal(got, content) {
-		t.Fatalf("received %d bytes, %v; want the %d sent", len(got), err, len(content))
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			ln, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			relayDone := make(chan error, 1)
+			go func() {
+				relayDone <- transfer.Relay(ctx, ln, transfer.RelayConfig{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+			}()
+			defer func() { cancel(); <-relayDone }()
+			relay := ln.Addr().String()
+			content := make([]byte, 1<<20+3)
+			rand.Read(content)
+			src := tempFile(t, "via-relay.bin", content)
+			dir := t.TempDir()
+
+			pr, pw := io.Pipe()
+			var sendStderr bytes.Buffer
+			sendCode := make(chan int, 1)
+			go func() {
+				code := Execute(ctx, []string{"send", "--relay", relay, "--json", src}, pw, &sendStderr)
+				pw.Close()
+				sendCode <- code
+			}()
+			codes := make(chan string, 1)
+			go func() {
+				sc := bufio.NewScanner(pr)
+				for sc.Scan() {
+					var e transfer.Event
+					if json.Unmarshal(sc.Bytes(), &e) == nil && e.Kind == transfer.EventCode {
+						codes <- e.Code
+					}
+				}
+				io.Copy(io.Discard, pr)
+			}()
+			var code string
+			select {
+			case code = <-codes:
+			case c := <-sendCode:
+				t.Fatalf("send exited %d before printing a code: %s", c, sendStderr.String())
+			}
+			var stdout, stderr bytes.Buffer
+			args := append([]string{"recv", "--relay", relay, "--dir", dir}, tc.flags...)
+			if c := Execute(ctx, append(args, code), &stdout, &stderr); c != exitOK {
+				t.Fatalf("recv --relay: exit %d, stderr %q", c, stderr.String())
+			}
+			if c := <-sendCode; c != exitOK {
+				t.Fatalf("send --relay: exit %d, stderr %q", c, sendStderr.String())
+			}
+			if got, err := os.ReadFile(filepath.Join(dir, "via-relay.bin")); err != nil || !bytes.Equal(got, content) {
+				t.Fatalf("received %d bytes, %v; want the %d sent", len(got), err, len(content))
+			}
+			tc.check(t, stderr.String())
+		})
 	}
 }
 

@@ -84,7 +84,7 @@ type Summary struct {
 	Failed   int           // files that did not make it: unreadable, changed while sent, hash mismatch, disk error
 	Bytes    int64         // file bytes the receiver confirmed it has on disk (after resume offsets)
 	Elapsed  time.Duration //
-	Verified int           // files whose hash matched
+	Verified int           // files verified: their hash matched the sender's, or every sealed record of them authenticated
 }
 
 // SendConfig configures Send.
@@ -99,6 +99,8 @@ type SendConfig struct {
 	Code        string        // the code the receiver printed (with TLS, its fingerprint)
 	IdleTimeout time.Duration // give up when the receiver stalls this long
 	Events      func(Event)   // called for each event, from one goroutine at a time; nil for none
+
+	afterPiece func(pos int64) // tests: called after each piece of file data went out through a buffer
 }
 
 // RecvConfig configures Receive.

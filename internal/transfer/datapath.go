@@ -16,7 +16,8 @@ import (
 //     second goroutine hashes what has been written from the page cache;
 //   - sealed records (the code) and TLS: the connection is read into 1 MiB
 //     buffers (sealed records are opened in place there) and a second
-//     goroutine hashes and writes them, leaving out blocks of zeros (so
+//     goroutine hashes (TLS only: sealed records need no hash on this
+//     end, see fileHasher) and writes them, leaving out blocks of zeros (so
 //     sparse files keep their holes); the reading goroutine opens the
 //     next records meanwhile, so that with two cores the hash runs on
 //     the second;
@@ -48,7 +49,7 @@ type chunk struct {
 // chunks, without writing, until the reader notices failed and stops.
 type diskWriter struct {
 	f      *os.File
-	h      *hasher     // owned by run until done is closed
+	h      *hasher     // owned by run until done is closed; nil for none
 	work   chan chunk  // closed by the reader when it has no more
 	free   chan []byte // buffers the reader may fill
 	failed atomic.Bool
@@ -59,7 +60,9 @@ type diskWriter struct {
 func (w *diskWriter) run() {
 	defer close(w.done)
 	for c := range w.work {
-		w.h.Write(c.buf)
+		if w.h != nil {
+			w.h.Write(c.buf)
+		}
 		if w.err == nil {
 			if err := writeNonZero(w.f, c.buf, c.off); err != nil {
 				w.err = err
@@ -71,9 +74,9 @@ func (w *diskWriter) run() {
 }
 
 // receiveBody reads the file's bytes from off to its size, hashing them
-// into h and writing the blocks that are not all zeros. It returns the
-// bytes read; every byte read is in the file unless the error is a
-// diskError.
+// into h (unless h is nil: sealed records) and writing the blocks that
+// are not all zeros. It returns the bytes read; every byte read is in the
+// file unless the error is a diskError.
 func (rc *recvConn) receiveBody(f *os.File, e entry, off int64, h *hasher) (int64, error) {
 	if e.Size-off < pipeMinSize {
 		return rc.receiveSerial(f, e, off, h)
@@ -129,7 +132,9 @@ func (rc *recvConn) receiveSerial(f *os.File, e entry, off int64, h *hasher) (in
 		rc.readDeadline()
 		n, rerr := io.ReadAtLeast(rc.br, c, min(len(c), pieceSize))
 		c = c[:n] // on a failed read, still keep what came
-		h.Write(c)
+		if h != nil {
+			h.Write(c)
+		}
 		if err := writeNonZero(f, c, pos); err != nil {
 			return pos - off, &diskError{name: e.Name, err: err}
 		}

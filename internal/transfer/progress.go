@@ -47,6 +47,7 @@ type ProgressConfig struct {
 	Receiver bool      // the events come from Receive: "received", "from"
 	Classic  bool      // the classic protocol: no hashes, nothing verified
 	TLS      bool      // legacy TLS: the listening event's code is a certificate fingerprint
+	Confirm  bool      // recv --confirm: the confirmation shows each offer, so its manifest event has no line
 	BarWidth int       // columns of ProgressBars; 0 means the terminal's width
 }
 
@@ -296,6 +297,9 @@ func (p *Progress) line(e Event) string {
 		}
 		return "connected to " + e.Peer
 	case EventManifest:
+		if p.cfg.Receiver && p.cfg.Confirm {
+			return ""
+		}
 		s := "sending " + countFiles(e.Files)
 		if p.cfg.Receiver {
 			s = e.Peer + " offers " + countFiles(e.Files)

@@ -39,6 +39,7 @@ func TestProgressLines(t *testing.T) {
 		receiver bool
 		classic  bool
 		tls      bool
+		confirm  bool
 		event    Event
 		want     string // "" for no line
 	}{
@@ -62,6 +63,8 @@ func TestProgressLines(t *testing.T) {
 			want: "sending 12 files, 1.2 GiB"},
 		{name: "manifest, receiver", receiver: true, event: Event{Kind: EventManifest, Peer: "10.0.0.5:51234", Files: 1, Bytes: 100},
 			want: "10.0.0.5:51234 offers 1 file, 100 B"},
+		{name: "manifest, receiver with --confirm (the confirmation shows it)", receiver: true, confirm: true, event: Event{Kind: EventManifest, Peer: "10.0.0.5:51234", Files: 1, Bytes: 100},
+			want: ""},
 		{name: "manifest, classic receiver", receiver: true, classic: true, event: Event{Kind: EventManifest, Peer: "10.0.0.5:51234", Files: 1},
 			want: "10.0.0.5:51234 offers 1 file"},
 		{name: "start, classic receiver", receiver: true, classic: true, event: Event{Kind: EventStart, Peer: "10.0.0.5:51234", File: "notes.txt"},
@@ -108,7 +111,7 @@ func TestProgressLines(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			cfg := ProgressConfig{Style: ProgressLines, Receiver: tc.receiver, Classic: tc.classic, TLS: tc.tls}
+			cfg := ProgressConfig{Style: ProgressLines, Receiver: tc.receiver, Classic: tc.classic, TLS: tc.tls, Confirm: tc.confirm}
 			stdout, stderr := show(t, cfg, tc.event)
 			want := tc.want
 			if want != "" {

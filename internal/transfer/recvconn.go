@@ -415,8 +415,15 @@ func (rc *recvConn) abort(ctx context.Context, cause error) error {
 	rc.w.close()
 	if cw, ok := rc.conn.(interface{ CloseWrite() error }); ok {
 		cw.CloseWrite()
-		rc.conn.SetReadDeadline(time.Now().Add(2 * time.Second))
-		io.Copy(io.Discard, io.LimitReader(rc.conn, 64<<20))
+		// Drain the socket itself: after a record that failed to open, the
+		// sealed reader fails at once, and closing with the sender's bytes
+		// unread would send a reset that can overtake the ABORT.
+		raw := rc.conn
+		if sc, ok := raw.(*sealedConn); ok {
+			raw = sc.Conn
+		}
+		raw.SetReadDeadline(time.Now().Add(2 * time.Second))
+		io.Copy(io.Discard, io.LimitReader(raw, 64<<20))
 	}
 	return cause
 }

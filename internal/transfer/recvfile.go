@@ -166,7 +166,7 @@ func (rc *recvConn) offer(ctx context.Context, i int, e entry) (a answer, need i
 		return a, e.Size
 	}
 	a.Offset, a.Hash = pfi.Size(), sum(h)
-	if len(rc.prefixes) < maxPrefixes {
+	if len(rc.prefixes) < maxPrefixes && !sealed(rc.conn) {
 		if rc.prefixes == nil {
 			rc.prefixes = map[int]*hasher{}
 		}
@@ -199,16 +199,7 @@ func (rc *recvConn) receiveFile(ctx context.Context, i int, off int64) error {
 	e := rc.entries[i]
 	rc.cur = progressReport{Index: uint32(i), Offset: off, Pos: off}
 	rc.srv.em.emit(Event{Kind: EventStart, Peer: rc.peer, File: e.Name, Size: e.Size, Offset: off})
-	h, kept := rc.prefixes[i] // [0,off) when resuming (pending checked off)
-	delete(rc.prefixes, i)
-	if off == 0 || !kept {
-		h = newHasher()
-	}
-	if off > 0 && !kept {
-		// Not kept (more resumed files than maxPrefixes): hash it again. A
-		// failure shows as a checksum mismatch at the end.
-		rc.hashFile(ctx, partialPath(e.Name), off, h)
-	}
+	h := rc.fileHasher(ctx, i, off) // nil with sealed records
 	f, err := rc.srv.openPartial(e.Name, off)
 	if err != nil {
 		// Nothing written: read past the data to stay in step.
@@ -221,34 +212,43 @@ func (rc *recvConn) receiveFile(ctx context.Context, i int, off int64) error {
 		return rc.fail(ctx, i, "cannot write the partial file: "+err.Error())
 	}
 	n, err := rc.receiveBody(f, e, off, h)
-	rc.sum.Bytes += n
 	if err != nil {
 		f.Close()
 		if errors.As(err, new(*diskError)) {
 			rc.srv.removePartial(e.Name)
 			return fmt.Errorf("transfer: %s: %w", rc.peer, err)
 		}
-		return err // the partial file stays for resume
+		rc.sum.Bytes += n // kept in the partial file for resume
+		return err
 	}
 	tr, err := rc.readTrailer(i)
 	if err != nil {
 		f.Close()
+		rc.sum.Bytes += n
 		return err
 	}
-	got := sum(h)
+	got := tr.Hash // with sealed records, the bytes the sender hashed
+	if h != nil {
+		got = sum(h)
+	}
+	var reason, told string // why the file is discarded: here, and to the sender
 	switch {
 	case !tr.OK:
-		err = errors.New("sender: " + tr.Reason)
+		// The sender's own words go back to it without "sender: ".
+		reason, told = "sender: "+tr.Reason+"; discarded", tr.Reason+"; the receiver discarded it"
 	case got != tr.Hash:
-		err = fmt.Errorf("checksum mismatch: received data hashes to %s, the sender's file to %s; discarded", hexHash(got), hexHash(tr.Hash))
+		reason = fmt.Sprintf("checksum mismatch: received data hashes to %s, the sender's file to %s; discarded", hexHash(got), hexHash(tr.Hash))
 	default:
-		err = rc.srv.publish(f, e)
+		if err := rc.srv.publish(f, e); err != nil {
+			reason = err.Error()
+		}
 	}
-	if err != nil {
+	if reason != "" {
 		f.Close()
-		rc.srv.removePartial(e.Name)
-		return rc.fail(ctx, i, err.Error())
+		rc.srv.removePartial(e.Name) // its bytes are not counted: they are gone
+		return rc.failTold(ctx, i, reason, cmp.Or(told, reason))
 	}
+	rc.sum.Bytes += n
 	rc.sum.Files++
 	rc.sum.Verified++
 	rc.srv.em.emit(Event{Kind: EventDone, Peer: rc.peer, File: e.Name, Size: e.Size, Hash: hexHash(got)})
@@ -257,6 +257,30 @@ func (rc *recvConn) receiveFile(ctx context.Context, i int, off int64) error {
 		return err
 	}
 	return rc.w.send(ctx, appendFrame(nil, fAck, appendResult(nil, result{Index: uint32(i), OK: true, Hash: got})))
+}
+
+// fileHasher returns the hasher for file i's data from off, holding the
+// hash of [0,off) when resuming, or nil when the connection carries
+// sealed records. Those need no hash on this end: every record opened
+// under the session key, in sequence, so the bytes that arrive are the
+// ones the sender sealed, and the sender's trailer is the hash of exactly
+// the bytes it sealed (after the prefix both ends compared in the answer).
+// A hash here could never differ from it (docs/transfer.md, "Data").
+func (rc *recvConn) fileHasher(ctx context.Context, i int, off int64) *hasher {
+	h, kept := rc.prefixes[i] // [0,off) when resuming (pending checked off)
+	delete(rc.prefixes, i)
+	if sealed(rc.conn) {
+		return nil
+	}
+	if off == 0 || !kept {
+		h = newHasher()
+	}
+	if off > 0 && !kept {
+		// Not kept (more resumed files than maxPrefixes): hash it again. A
+		// failure shows as a checksum mismatch at the end.
+		rc.hashFile(ctx, partialPath(rc.entries[i].Name), off, h)
+	}
+	return h
 }
 
 // at records that the current file has pos bytes: progress for the
@@ -302,9 +326,14 @@ func (rc *recvConn) readTrailer(i int) (result, error) {
 
 // fail reports a file that did not make it and tells the sender why.
 func (rc *recvConn) fail(ctx context.Context, i int, reason string) error {
+	return rc.failTold(ctx, i, reason, reason)
+}
+
+// failTold is fail with other words for the sender: told.
+func (rc *recvConn) failTold(ctx context.Context, i int, reason, told string) error {
 	rc.sum.Failed++
 	rc.srv.em.emit(Event{Kind: EventError, Peer: rc.peer, File: rc.entries[i].Name, Reason: reason})
-	return rc.w.send(ctx, appendFrame(nil, fAck, appendResult(nil, result{Index: uint32(i), Reason: reason})))
+	return rc.w.send(ctx, appendFrame(nil, fAck, appendResult(nil, result{Index: uint32(i), Reason: told})))
 }
 
 // openPartial opens the partial file of name for writing from off:

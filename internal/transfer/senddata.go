@@ -57,7 +57,7 @@ func (s *sender) sendFile(i int) error {
 			h.Reset()
 		}
 	}
-	return s.sendData(i, f, off, h, nil)
+	return s.sendData(i, f, off, h)
 }
 
 func (s *sender) sendChecked(i int, f *os.File, h *hasher, a answer) error {
@@ -76,7 +76,11 @@ func (s *sender) sendChecked(i int, f *os.File, h *hasher, a answer) error {
 		s.em.emit(Event{Kind: EventReject, File: src.Name, Reason: reasonExists})
 		return s.writeSkip(skip{Index: uint32(i), Why: skipDiffers})
 	}
-	return s.sendData(i, f, 0, nil, &full)
+	// Replace it. The trailer is the hash of the bytes sent, hashed again
+	// as they go: the file may have changed since it was hashed above, and
+	// a receiver of sealed records trusts the trailer without hashing.
+	h.Reset()
+	return s.sendData(i, f, 0, h)
 }
 
 // failLocal reports a file the sender could not read and tells the
@@ -97,9 +101,12 @@ func (s *sender) writeSkip(sk skip) error {
 }
 
 // sendData sends file i from off: a DATA frame, the bytes, and a trailer
-// with the hash of the whole file, either known already or computed
-// into h (which holds [0,off)) while the bytes go out.
-func (s *sender) sendData(i int, f *os.File, off int64, h *hasher, known *[hashLen]byte) error {
+// with the hash of the whole file, computed into h (which holds [0,off))
+// while the bytes go out. Through a buffer (sealed records, TLS) it
+// hashes the very bytes it writes: a receiver of sealed records relies on
+// that and does not hash them again. Beside sendfile (--open) it hashes
+// the same range from the page cache, and the receiver hashes too.
+func (s *sender) sendData(i int, f *os.File, off int64, h *hasher) error {
 	src := s.srcs[i]
 	s.em.emit(Event{Kind: EventStart, File: src.Name, Size: src.Size, Offset: off})
 	s.writeFrame(fData, appendDataHdr(nil, uint32(i), off))
@@ -121,8 +128,6 @@ func (s *sender) sendData(i int, f *os.File, off int64, h *hasher, known *[hashL
 	switch {
 	case changed != nil:
 		tr.Reason = "file changed while being sent: " + changed.Error()
-	case known != nil:
-		tr.Hash = *known
 	default:
 		tr.Hash = sum(h)
 	}
@@ -190,6 +195,9 @@ func (s *sender) copyBodySerial(f *os.File, src source, off int64, h *hasher) (c
 		}
 		pos += int64(n)
 		tk.at(pos)
+		if s.cfg.afterPiece != nil {
+			s.cfg.afterPiece(pos)
+		}
 	}
 	return nil, nil
 }
@@ -239,6 +247,9 @@ func (s *sender) copyBodyPiped(f *os.File, src source, off int64, h *hasher) (ch
 		}
 		pos += int64(n)
 		tk.at(pos)
+		if s.cfg.afterPiece != nil {
+			s.cfg.afterPiece(pos)
+		}
 	}
 	return nil, nil
 }
