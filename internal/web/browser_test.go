@@ -19,6 +19,7 @@ import (
 	"github.com/netkit/netkit/internal/auth"
 	"github.com/netkit/netkit/internal/hub"
 	"github.com/netkit/netkit/internal/hubtest"
+	"github.com/netkit/netkit/internal/testenv"
 )
 
 // The browser tests drive Debian's Chromium headless with chromedp. Without
@@ -41,9 +42,26 @@ func chromium(t *testing.T) string {
 }
 
 // browser starts a headless Chromium with a fresh profile and returns the
-// context of its first tab.
+// context of its first tab. A start that fails (under a loaded test run
+// Chromium has been seen not to come up) is tried once more, with what
+// Chromium printed in the log.
 func browser(t *testing.T) context.Context {
 	t.Helper()
+	var err error
+	for attempt := 1; attempt <= 2; attempt++ {
+		var ctx context.Context
+		if ctx, err = startBrowser(t); err == nil {
+			return ctx
+		}
+		t.Logf("start chromium, attempt %d: %v", attempt, err)
+	}
+	t.Fatalf("start chromium: %v", err)
+	return nil
+}
+
+// startBrowser is one attempt of browser.
+func startBrowser(t *testing.T) (context.Context, error) {
+	var out testenv.Buffer
 	opts := []chromedp.ExecAllocatorOption{
 		chromedp.ExecPath(chromium(t)),
 		chromedp.Flag("headless", true),
@@ -57,16 +75,18 @@ func browser(t *testing.T) context.Context {
 		chromedp.Flag("disable-dev-shm-usage", true),
 		chromedp.UserDataDir(t.TempDir()),
 		chromedp.WindowSize(1280, 800),
+		chromedp.WSURLReadTimeout(time.Minute), // 20 s by default: short on a loaded machine
+		chromedp.CombinedOutput(&out),
 	}
 	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
 	ctx, cancel := chromedp.NewContext(actx, chromedp.WithErrorf(t.Logf))
 	if err := chromedp.Do(ctx); err != nil {
 		cancel()
 		cancelAlloc()
-		t.Fatalf("start chromium: %v", err)
+		return nil, fmt.Errorf("%w\nchromium printed:\n%s", err, out.String())
 	}
 	t.Cleanup(func() { cancel(); cancelAlloc() })
-	return ctx
+	return ctx, nil
 }
 
 // tab opens another tab of the browser of ctx.
