@@ -145,8 +145,9 @@ func TestServeStopsUnderFlood(t *testing.T) {
 	cancel()
 	select {
 	case st := <-done:
-		if st.Datagrams >= 2000 {
-			t.Fatalf("stats %+v: Serve printed everything before it stopped", st)
+		// The cancel came while the first batch was printed: nothing after it.
+		if st.Datagrams == 0 || st.Datagrams > int64(serveBatch) {
+			t.Fatalf("stats %+v: want the first batch only (1 to %d datagrams)", st, serveBatch)
 		}
 	case <-time.After(20 * time.Second):
 		t.Fatal("Serve did not return within 20 s of its cancel")
