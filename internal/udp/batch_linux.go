@@ -2,6 +2,7 @@ package udp
 
 import (
 	"encoding/binary"
+	"io"
 	"net"
 	"net/netip"
 	"os"
@@ -351,6 +352,9 @@ func (b *batchConn) Flush() (sent, failed int, err error) {
 	}
 	for k := 0; k < b.nout; {
 		n, werr := b.sendmmsg(b.out[k:b.nout])
+		if n == 0 && werr == nil {
+			werr = io.ErrNoProgress // the kernel never does this; never loop on it
+		}
 		for _, iov := range b.outIov[k : k+n] {
 			sent += len(iov)
 		}
