@@ -89,7 +89,7 @@ func Bench(ctx context.Context, cfg BenchConfig) (Report, error) {
 	case <-ctx.Done():
 	}
 	t.Stop()
-	rec.stop.Store(true) // for a loop that echoes keep busy
+	rec.stop.Store(true) // a loop that a stream keeps busy returns after its batch
 	conn.Close()
 	wg.Wait()
 
