@@ -6,6 +6,7 @@ import (
 	"errors"
 	"log/slog"
 	"strconv"
+	"sync/atomic"
 
 	"github.com/netkit/netkit/internal/broker"
 	"github.com/netkit/netkit/internal/history"
@@ -19,13 +20,12 @@ type client struct {
 	srv    *Server
 	conn   wsloop.Conn
 	info   protocol.ClientInfo
-	remote string
 	ctx    context.Context // ends with the connection
 	cancel context.CancelFunc
-	q      cmdQueue   // commands waiting to run (exec.go)
-	pipe   pubPipe    // publishes in flight (pipeline.go)
-	flow   clientFlow // channel gates this client holds closed (flow.go)
-	sess   session    // token, its expiry, command rate (access.go)
+	q      cmdQueue                // commands waiting to run (exec.go)
+	pipe   atomic.Pointer[pubPipe] // publishes in flight (pipeline.go); made by the first publish
+	flow   clientFlow              // channel gates this client holds closed (flow.go)
+	sess   session                 // token, its expiry, command rate (access.go)
 
 	// Guarded by srv.reg.mu.
 	subs    subSet
@@ -54,7 +54,7 @@ func (c *client) cleanup() {
 	for _, ch := range s.reg.remove(c) {
 		s.unsubscribeBroker(ch, c.info)
 	}
-	level, attrs := slog.LevelDebug, []any{"client", c.info.Client, "user", c.info.User, "remote", c.remote}
+	level, attrs := slog.LevelDebug, []any{"client", c.info.Client, "user", c.info.User, "remote", c.conn.RemoteAddr()}
 	code := "peer"
 	if d, ok := c.conn.Closed(); ok {
 		level, attrs = slog.LevelInfo, append(attrs, "code", d.Reason, "close_status", d.Status)
@@ -85,7 +85,9 @@ func (c *client) run(cmd protocol.Command, perr *protocol.Error) {
 			c.publishAsync(ap, cmd)
 			return
 		}
-		c.pipe.wait()
+		if p := c.pipe.Load(); p != nil {
+			p.wait()
+		}
 	}
 	if perr == nil {
 		start := c.srv.metrics.start()

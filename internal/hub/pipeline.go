@@ -25,10 +25,26 @@ const (
 	maxPipelinedBytes = 1 << 20 // data bytes; one larger publish goes alone
 )
 
+// pubs returns c's pipe, made on first use: most connections never
+// publish, and the pipe would take a third of an idle client's memory. The
+// transport's goroutine (publishInline) and the worker may both get here
+// first.
+func (c *client) pubs() *pubPipe {
+	if p := c.pipe.Load(); p != nil {
+		return p
+	}
+	p := &pubPipe{}
+	p.cond.L = &p.mu
+	if c.pipe.CompareAndSwap(nil, p) {
+		return p
+	}
+	return c.pipe.Load()
+}
+
 // pubPipe is one connection's publishes in flight.
 type pubPipe struct {
 	mu    sync.Mutex
-	cond  sync.Cond  // broadcast when slots leave; L is &mu, set on first use
+	cond  sync.Cond  // broadcast when slots leave; L is &mu (set by pubs)
 	slots []*pubSlot // in command order; guarded by mu
 	bytes int        // data bytes of slots; guarded by mu
 }
@@ -44,7 +60,6 @@ type pubSlot struct {
 func (p *pubPipe) add(size int) *pubSlot {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	p.cond.L = &p.mu
 	for len(p.slots) > 0 && (len(p.slots) >= maxPipelined || p.bytes+size > maxPipelinedBytes) {
 		p.cond.Wait()
 	}
@@ -73,7 +88,6 @@ func (p *pubPipe) tryAdd(size int) *pubSlot {
 func (p *pubPipe) wait() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	p.cond.L = &p.mu
 	for len(p.slots) > 0 {
 		p.cond.Wait()
 	}
@@ -83,7 +97,7 @@ func (p *pubPipe) wait() {
 // slots at the head that are complete. Enqueue never blocks, so it runs
 // under the pipe's lock, which keeps the replies in order.
 func (c *client) complete(s *pubSlot, reply []byte) {
-	p := &c.pipe
+	p := c.pipe.Load() // made before s was added
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	s.done, s.reply = true, reply
@@ -118,7 +132,7 @@ func (c *client) publishInline(cmd protocol.Command) bool {
 	if !ok || cmd.Op != protocol.OpPublish || !c.q.idle() || !c.gateOpen(cmd) {
 		return false
 	}
-	slot := c.pipe.tryAdd(len(cmd.Data))
+	slot := c.pubs().tryAdd(len(cmd.Data))
 	if slot == nil {
 		return false
 	}
@@ -129,7 +143,7 @@ func (c *client) publishInline(cmd protocol.Command) bool {
 // publishAsync runs a publish command through ap and returns once the
 // broker has it; the reply goes out when it is stored, in command order.
 func (c *client) publishAsync(ap broker.AsyncPublisher, cmd protocol.Command) {
-	c.startPublish(ap, cmd, c.pipe.add(len(cmd.Data)))
+	c.startPublish(ap, cmd, c.pubs().add(len(cmd.Data)))
 }
 
 // startPublish checks and hands one publish with its slot to ap.

@@ -340,10 +340,9 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 		user = claims.User
 	}
 	c := &client{
-		srv:    s,
-		conn:   pending.Conn(),
-		info:   protocol.ClientInfo{Client: randomHex(8), User: user},
-		remote: r.RemoteAddr,
+		srv:  s,
+		conn: pending.Conn(),
+		info: protocol.ClientInfo{Client: randomHex(8), User: user},
 	}
 	c.ctx, c.cancel = context.WithCancel(context.Background())
 	c.startSession(claims)
@@ -377,7 +376,7 @@ func (s *Server) startClient(c *client, room error) bool {
 	}
 	switch {
 	case errors.Is(err, errTooManyClients):
-		s.log.Warn("connection refused: limit reached", "remote", c.remote, "max_connections", s.cfg.MaxConnections)
+		s.log.Warn("connection refused: limit reached", "remote", c.conn.RemoteAddr(), "max_connections", s.cfg.MaxConnections)
 		c.conn.Close(closingFor(protocol.Disconnect{Code: "policy", Reason: "connection limit reached; try again later", CloseStatus: 1013}))
 		return false
 	case err != nil:
@@ -385,7 +384,7 @@ func (s *Server) startClient(c *client, room error) bool {
 		return false
 	}
 	s.metrics.connected()
-	s.log.Debug("client connected", "client", c.info.Client, "user", c.info.User, "remote", c.remote, "path", c.conn.Path())
+	s.log.Debug("client connected", "client", c.info.Client, "user", c.info.User, "remote", c.conn.RemoteAddr(), "path", c.conn.Path())
 	return true
 }
 
