@@ -3,7 +3,6 @@ package wsloop
 import (
 	"bufio"
 	"bytes"
-	"context"
 	"errors"
 	"io"
 	"net"
@@ -204,13 +203,7 @@ func TestHandshakeOneWrite(t *testing.T) {
 		t.Run(mode, func(t *testing.T) {
 			cfg := defaultConfig()
 			cfg.Mode = mode
-			l, err := New(cfg)
-			if err != nil {
-				t.Fatal(err)
-			}
-			ctx, cancel := context.WithCancel(context.Background())
-			done := make(chan error, 1)
-			go func() { done <- l.Run(ctx) }()
+			l, _ := runLayer(t, cfg)
 			handlers := make(chan *testHandler, 1)
 			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 				p, err := l.Hijack(w, r, Options{})
@@ -225,13 +218,7 @@ func TestHandshakeOneWrite(t *testing.T) {
 				handlers <- h
 				p.Conn().Start(h)
 			}))
-			t.Cleanup(func() {
-				srv.Close()
-				cancel()
-				if err := <-done; err != nil {
-					t.Errorf("Run: %v", err)
-				}
-			})
+			t.Cleanup(srv.Close) // before runLayer's cleanup stops the layer
 			conn, err := net.Dial("tcp", srv.Listener.Addr().String())
 			if err != nil {
 				t.Fatal(err)
@@ -349,19 +336,7 @@ func TestAcceptFails(t *testing.T) {
 		t.Run(mode, func(t *testing.T) {
 			cfg := defaultConfig()
 			cfg.Mode = mode
-			l, err := New(cfg)
-			if err != nil {
-				t.Fatal(err)
-			}
-			ctx, cancel := context.WithCancel(context.Background())
-			done := make(chan error, 1)
-			go func() { done <- l.Run(ctx) }()
-			defer func() {
-				cancel()
-				if err := <-done; err != nil {
-					t.Errorf("Run: %v", err)
-				}
-			}()
+			l, _ := runLayer(t, cfg)
 			r := httptest.NewRequest("GET", "/", nil)
 			for k, v := range goodHeaders() {
 				r.Header.Set(k, v)

@@ -137,13 +137,7 @@ type testLayer struct {
 // connection gets a testHandler.
 func startLayer(t *testing.T, cfg Config) *testLayer {
 	t.Helper()
-	l, err := New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- l.Run(ctx) }()
+	l, _ := runLayer(t, cfg)
 	tl := &testLayer{l: l, conns: make(chan *testHandler, 16)}
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		c, err := l.Upgrade(w, r, Options{Joined: r.URL.Query().Get("frames") == "joined"})
@@ -158,14 +152,41 @@ func startLayer(t *testing.T, cfg Config) *testLayer {
 		c.Start(h)
 	}))
 	tl.addr = srv.Listener.Addr().String()
+	t.Cleanup(srv.Close) // before runLayer's cleanup stops the layer
+	return tl
+}
+
+// runLayer makes a layer of cfg and runs it until stop, which returns
+// Run's error (only its first call waits). If the test has not called
+// stop, its cleanup does, and reports the error.
+func runLayer(t *testing.T, cfg Config) (*Layer, func() error) {
+	t.Helper()
+	l, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- l.Run(ctx) }()
+	var once sync.Once
+	var runErr error
+	called := false
+	stop := func() error {
+		once.Do(func() {
+			cancel()
+			runErr = <-done
+		})
+		return runErr
+	}
 	t.Cleanup(func() {
-		srv.Close()
-		cancel()
-		if err := <-done; err != nil {
+		if err := stop(); err != nil && !called {
 			t.Errorf("Run: %v", err)
 		}
 	})
-	return tl
+	return l, func() error {
+		called = true
+		return stop()
+	}
 }
 
 // rawClient is a WebSocket client that writes hand-made frames.

@@ -2,7 +2,6 @@ package wsloop
 
 import (
 	"bytes"
-	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -417,13 +416,7 @@ func TestStopClosesConnections(t *testing.T) {
 		t.Run(mode, func(t *testing.T) {
 			cfg := defaultConfig()
 			cfg.Mode = mode
-			l, err := New(cfg)
-			if err != nil {
-				t.Fatal(err)
-			}
-			ctx, cancel := context.WithCancel(context.Background())
-			done := make(chan error, 1)
-			go func() { done <- l.Run(ctx) }()
+			l, stop := runLayer(t, cfg)
 			conns := make(chan Conn, 2)
 			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 				c, err := l.Upgrade(w, r, Options{})
@@ -442,8 +435,7 @@ func TestStopClosesConnections(t *testing.T) {
 			h := &testHandler{t: t, conn: c, closed: make(chan struct{}), drains: make(chan struct{}, 1)}
 			c.Start(h)
 			late, lc := dial()
-			cancel()
-			if err := <-done; err != nil {
+			if err := stop(); err != nil {
 				t.Fatalf("Run: %v", err)
 			}
 			select {
@@ -531,13 +523,7 @@ func TestStartRacesStop(t *testing.T) {
 		t.Run(mode, func(t *testing.T) {
 			cfg := defaultConfig()
 			cfg.Mode = mode
-			l, err := New(cfg)
-			if err != nil {
-				t.Fatal(err)
-			}
-			ctx, cancel := context.WithCancel(context.Background())
-			done := make(chan error, 1)
-			go func() { done <- l.Run(ctx) }()
+			l, stop := runLayer(t, cfg)
 			conns := make(chan Conn, 20)
 			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 				if c, err := l.Upgrade(w, r, Options{}); err == nil {
@@ -560,8 +546,7 @@ func TestStartRacesStop(t *testing.T) {
 				go func() { <-started; h.conn.Start(h) }()
 			}
 			close(started)
-			cancel()
-			if err := <-done; err != nil {
+			if err := stop(); err != nil {
 				t.Fatalf("Run: %v", err)
 			}
 			for _, h := range handlers {
