@@ -12,7 +12,6 @@ import (
 	"github.com/netkit/netkit/internal/broker/natsbroker"
 	"github.com/netkit/netkit/internal/history"
 	"github.com/netkit/netkit/internal/natstest"
-	"github.com/netkit/netkit/internal/testenv"
 )
 
 // BenchmarkPublish is one publish, acknowledged, to a channel with one
@@ -28,16 +27,7 @@ func BenchmarkPublish(b *testing.B) {
 		}},
 		{"nats", func(b *testing.B, h broker.Handler) broker.Broker {
 			srv := natstest.Start(b)
-			nb, err := natsbroker.New(natsbroker.Config{URLs: []string{srv.URL()}}, h)
-			if err != nil {
-				b.Fatal(err)
-			}
-			ctx, cancel := context.WithCancel(context.Background())
-			done := make(chan error, 1)
-			go func() { done <- nb.Run(ctx) }()
-			b.Cleanup(func() { cancel(); <-done })
-			testenv.WaitFor(b, 10*time.Second, nb.Ready)
-			return nb
+			return run(b, natsbroker.Config{URLs: []string{srv.URL()}}, h)
 		}},
 	}
 	data := []byte(`{"text":"a message of about a hundred bytes, like the fan-out benchmarks send: 0123456789"}`)

@@ -3,13 +3,11 @@ package natsbroker_test
 import (
 	"context"
 	"testing"
-	"time"
 
 	"github.com/netkit/netkit/internal/broker/brokertest"
 	"github.com/netkit/netkit/internal/broker/natsbroker"
 	"github.com/netkit/netkit/internal/history"
 	"github.com/netkit/netkit/internal/natstest"
-	"github.com/netkit/netkit/internal/testenv"
 )
 
 // BenchmarkHistory reads a channel's whole history of 100 messages, each
@@ -17,15 +15,7 @@ import (
 // a history read or a recovery on the NATS broker.
 func BenchmarkHistory(b *testing.B) {
 	srv := natstest.Start(b)
-	nb, err := natsbroker.New(natsbroker.Config{URLs: []string{srv.URL()}}, brokertest.NewRecorder())
-	if err != nil {
-		b.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- nb.Run(ctx) }()
-	b.Cleanup(func() { cancel(); <-done })
-	testenv.WaitFor(b, 10*time.Second, nb.Ready)
+	nb := run(b, natsbroker.Config{URLs: []string{srv.URL()}}, brokertest.NewRecorder())
 	data := []byte(`{"text":"a message of about a hundred bytes, like the fan-out benchmarks send: 0123456789"}`)
 	for range 100 {
 		if _, err := nb.Publish(context.Background(), "h", "u", data); err != nil {

@@ -40,7 +40,7 @@ func TestConformance(t *testing.T) {
 
 // run starts a broker and waits until it is ready; it stops it in
 // t.Cleanup.
-func run(t *testing.T, cfg natsbroker.Config, h broker.Handler) *natsbroker.Broker {
+func run(t testing.TB, cfg natsbroker.Config, h broker.Handler) *natsbroker.Broker {
 	t.Helper()
 	b, err := natsbroker.New(cfg, h)
 	if err != nil {
@@ -59,7 +59,7 @@ func run(t *testing.T, cfg natsbroker.Config, h broker.Handler) *natsbroker.Brok
 	return b
 }
 
-func waitReady(t *testing.T, b *natsbroker.Broker) {
+func waitReady(t testing.TB, b *natsbroker.Broker) {
 	t.Helper()
 	testenv.WaitFor(t, 10*time.Second, b.Ready)
 }
