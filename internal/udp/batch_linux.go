@@ -52,31 +52,6 @@ func (a *sockaddr) addrPort() netip.AddrPort {
 	return netip.AddrPort{}
 }
 
-// setAddrPort encodes ap for a socket of the family v6 says: an IPv4
-// address on an IPv6 socket is IPv4-mapped; an IPv6 address on an IPv4
-// socket stays a sockaddr_in6, which the kernel refuses.
-func (a *sockaddr) setAddrPort(ap netip.AddrPort, v6 bool) {
-	a.b = [unix.SizeofSockaddrInet6]byte{}
-	addr := ap.Addr()
-	binary.BigEndian.PutUint16(a.b[2:4], ap.Port())
-	if !v6 && addr.Unmap().Is4() {
-		binary.NativeEndian.PutUint16(a.b[:2], unix.AF_INET)
-		*(*[4]byte)(a.b[4:8]) = addr.Unmap().As4()
-		a.n = unix.SizeofSockaddrInet4
-		return
-	}
-	binary.NativeEndian.PutUint16(a.b[:2], unix.AF_INET6)
-	*(*[16]byte)(a.b[8:24]) = addr.As16()
-	if z, err := strconv.ParseUint(addr.Zone(), 10, 32); err == nil {
-		binary.NativeEndian.PutUint32(a.b[24:28], uint32(z))
-	} else if addr.Zone() != "" {
-		if ifi, err := net.InterfaceByName(addr.Zone()); err == nil {
-			binary.NativeEndian.PutUint32(a.b[24:28], uint32(ifi.Index))
-		}
-	}
-	a.n = unix.SizeofSockaddrInet6
-}
-
 // batchConn reads up to its capacity of datagrams with one recvmmsg and
 // sends what was queued with one sendmmsg, through its own message
 // arrays: no allocation per datagram, and peers stay in the kernel's
@@ -230,18 +205,6 @@ func (b *batchConn) QueueReply(i int) { b.queueTo(b.Data(i), &b.inName[i]) }
 
 // Queue queues p to the connected peer; p must not change until Flush.
 func (b *batchConn) Queue(p []byte) { b.queueTo(p, nil) }
-
-// queue queues p to the peer to, nil for the connected one.
-func (b *batchConn) queue(p []byte, to net.Addr) {
-	a, ok := to.(*net.UDPAddr)
-	if !ok {
-		b.queueTo(p, nil)
-		return
-	}
-	var sa sockaddr
-	sa.setAddrPort(a.AddrPort(), b.v6)
-	b.queueTo(p, &sa)
-}
 
 // queueTo queues p to the peer to (nil: the connected one). With GSO, p
 // joins the last message queued to the same peer when it holds datagrams
