@@ -38,6 +38,46 @@ const (
 	pieceSize = maxRecord
 )
 
+// oneP reports whether Go code runs on one P (GOMAXPROCS 1), as in a
+// process pinned to one core.
+func oneP() bool { return runtime.GOMAXPROCS(0) == 1 }
+
+// sockReader returns what reads c: a raw reader where rawio_linux.go
+// applies, else c.
+func sockReader(c net.Conn) io.Reader {
+	if s := newRawSock(c); s != nil {
+		return s
+	}
+	return c
+}
+
+// sockWriter returns what writes c: a raw writer where rawio_linux.go
+// applies, else c.
+func sockWriter(c net.Conn) io.Writer {
+	if s := newRawSock(c); s != nil {
+		return s
+	}
+	return c
+}
+
+// fileReaderAt returns what reads f at offsets: raw system calls where
+// rawio_linux.go applies (one P), else f.
+func fileReaderAt(f *os.File) io.ReaderAt {
+	if r := newRawFile(f); r != nil {
+		return r
+	}
+	return f
+}
+
+// fileWriterAt returns what writes f at offsets: raw system calls where
+// rawio_linux.go applies (one P), else f.
+func fileWriterAt(f *os.File) io.WriterAt {
+	if r := newRawFile(f); r != nil {
+		return r
+	}
+	return f
+}
+
 // chunk is a buffer of file data bound for offset off.
 type chunk struct {
 	buf []byte
@@ -84,7 +124,7 @@ func (rc *recvConn) receiveBody(f *os.File, e entry, off int64, h *hasher) (int6
 	if tcp, ok := rc.conn.(*net.TCPConn); ok && canSplice {
 		return rc.receiveSpliced(tcp, f, e, off, h)
 	}
-	if runtime.GOMAXPROCS(0) == 1 {
+	if oneP() {
 		return rc.receiveSerial(f, e, off, h)
 	}
 	if rc.bufs == nil {
@@ -122,6 +162,7 @@ func (rc *recvConn) receiveBody(f *os.File, e entry, off int64, h *hasher) (int6
 
 // receiveSerial is receiveBody without the writer goroutine.
 func (rc *recvConn) receiveSerial(f *os.File, e entry, off int64, h *hasher) (int64, error) {
+	fw := fileWriterAt(f)
 	buf := rc.buffer()
 	tk := newFileTicker(rc.srv.em, rc.peer, e.Name, e.Size)
 	pos := off
@@ -135,7 +176,7 @@ func (rc *recvConn) receiveSerial(f *os.File, e entry, off int64, h *hasher) (in
 		if h != nil {
 			h.Write(c)
 		}
-		if err := writeNonZero(f, c, pos); err != nil {
+		if err := writeNonZero(fw, c, pos); err != nil {
 			return pos - off, &diskError{name: e.Name, err: err}
 		}
 		pos += int64(n)
@@ -151,7 +192,7 @@ func (rc *recvConn) receiveSerial(f *os.File, e entry, off int64, h *hasher) (in
 // all zeros: past the end of a partial file they read back as zeros
 // anyway, and a sparse file keeps its holes. Runs of data blocks go out
 // in one write each (random data is one write per chunk).
-func writeNonZero(f *os.File, p []byte, off int64) error {
+func writeNonZero(f io.WriterAt, p []byte, off int64) error {
 	const block = 4096
 	for start := 0; start < len(p); {
 		for start < len(p) && isZeroBlock(p[start:min(start+block, len(p))]) {

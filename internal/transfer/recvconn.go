@@ -67,7 +67,7 @@ type recvConn struct {
 }
 
 func newRecvConn(s *server, conn net.Conn, peer string) *recvConn {
-	rc := &recvConn{srv: s, conn: conn, peer: peer, br: bufio.NewReaderSize(conn, 64<<10), last: -1,
+	rc := &recvConn{srv: s, conn: conn, peer: peer, br: bufio.NewReaderSize(sockReader(conn), 64<<10), last: -1,
 		cancel: func() {}, done: make(chan struct{})}
 	rc.step()
 	return rc

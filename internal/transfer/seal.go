@@ -32,6 +32,7 @@ const (
 type sealedConn struct {
 	net.Conn           // deadlines, addresses, Close
 	r        io.Reader // conn, or a reader holding bytes already read from it
+	w        io.Writer // conn's writer (sockWriter)
 	rd, wr   cipher.AEAD
 	rseq     uint64
 	wseq     uint64
@@ -53,7 +54,7 @@ func newSealedConn(conn net.Conn, r io.Reader, readKey, writeKey []byte) (*seale
 	if err != nil {
 		return nil, err
 	}
-	return &sealedConn{Conn: conn, r: r, rd: rd, wr: wr}, nil
+	return &sealedConn{Conn: conn, r: r, w: sockWriter(conn), rd: rd, wr: wr}, nil
 }
 
 func newGCM(key []byte) (cipher.AEAD, error) {
@@ -156,7 +157,7 @@ func (c *sealedConn) Write(p []byte) (int, error) {
 		b := binary.BigEndian.AppendUint32(c.wbuf[:0], uint32(k+sealTagLen))
 		b = c.wr.Seal(b, setNonce(&c.wnonce, c.wseq), p[:k], b[:4])
 		c.wseq++
-		if _, err := c.Conn.Write(b); err != nil {
+		if _, err := c.w.Write(b); err != nil {
 			return done, err
 		}
 		done += k

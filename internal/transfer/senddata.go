@@ -183,9 +183,10 @@ func (s *sender) copyBody(f *os.File, src source, off int64, h *hasher) (changed
 func (s *sender) copyBodySerial(f *os.File, src source, off int64, h *hasher) (changed, err error) {
 	buf := s.buffer()[:pieceSize]
 	tk := s.ticker(src)
+	fr := fileReaderAt(f)
 	for pos := off; pos < src.Size; {
 		chunk := buf[:min(int64(len(buf)), src.Size-pos)]
-		n, short, changed, err := s.sendPiece(f, chunk, pos, src, func(p []byte) {
+		n, short, changed, err := s.sendPiece(fr, chunk, pos, src, func(p []byte) {
 			if h != nil {
 				h.Write(p)
 			}
@@ -207,7 +208,7 @@ func (s *sender) copyBodySerial(f *os.File, src source, off int64, h *hasher) (c
 // failed while sent): then changed and err are copyBody's results, the
 // rest of the file's size having been padded so the stream stays in step.
 // A write error is returned with short set too.
-func (s *sender) sendPiece(f *os.File, chunk []byte, pos int64, src source, hash func([]byte)) (n int, short bool, changed, err error) {
+func (s *sender) sendPiece(f io.ReaderAt, chunk []byte, pos int64, src source, hash func([]byte)) (n int, short bool, changed, err error) {
 	n, rerr := f.ReadAt(chunk, pos)
 	hash(chunk[:n])
 	s.writeDeadline()
