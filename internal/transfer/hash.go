@@ -49,9 +49,10 @@ func hexHash(h [hashLen]byte) string { return hex.EncodeToString(h[:]) }
 // a fresh page per 4 KiB there, which a reused buffer does not pay.
 func hashRange(f *os.File, from, to int64, h *hasher, buf []byte, tick func() error) error {
 	buf = buf[:min(len(buf), hashPiece)]
+	r := fileReaderAt(f)
 	for off := from; off < to; {
 		n := min(hashWindow, to-off)
-		if err := hashRead(f, off, n, h, buf); err != nil {
+		if err := hashRead(r, off, n, h, buf); err != nil {
 			return err
 		}
 		off += n
@@ -65,7 +66,7 @@ func hashRange(f *os.File, from, to int64, h *hasher, buf []byte, tick func() er
 }
 
 // hashRead hashes f[off, off+n) with pread into buf.
-func hashRead(f *os.File, off, n int64, h *hasher, buf []byte) error {
+func hashRead(f io.ReaderAt, off, n int64, h *hasher, buf []byte) error {
 	for n > 0 {
 		k, err := f.ReadAt(buf[:min(int64(len(buf)), n)], off)
 		h.Write(buf[:k])

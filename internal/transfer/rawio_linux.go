@@ -234,3 +234,32 @@ func (r *rawFile) do(write bool, p []byte, off int64) (int, error) {
 	}
 	return r.n, nil
 }
+
+// sendfileFD is sendfile(2), raw when raw is set (a socket for out; the
+// caller sets raw only with one P, since reading in from a slow disk can
+// block).
+func sendfileFD(raw bool, out, in int, off *int64, count int) (int, error) {
+	call := unix.Syscall6
+	if raw {
+		call = unix.RawSyscall6
+	}
+	n, _, e := call(unix.SYS_SENDFILE, uintptr(out), uintptr(in), uintptr(unsafe.Pointer(off)), uintptr(count), 0, 0)
+	if e != 0 {
+		return int(n), e
+	}
+	return int(n), nil
+}
+
+// spliceFD is splice(2), raw when raw is set (only with one P: a splice
+// into a file can block on the disk).
+func spliceFD(raw bool, rfd int, roff *int64, wfd int, woff *int64, n int, flags int) (int, error) {
+	call := unix.Syscall6
+	if raw {
+		call = unix.RawSyscall6
+	}
+	m, _, e := call(unix.SYS_SPLICE, uintptr(rfd), uintptr(unsafe.Pointer(roff)), uintptr(wfd), uintptr(unsafe.Pointer(woff)), uintptr(n), uintptr(flags))
+	if e != 0 {
+		return int(m), e
+	}
+	return int(m), nil
+}

@@ -38,12 +38,13 @@ func (s *sender) sendfile(f *os.File, src source, off int64) (int64, error) {
 	}
 	tk := s.ticker(src)
 	in := int(f.Fd())
+	raw := oneP() // see rawio_linux.go
 	pos := off
 	var serr error
 	s.writeDeadline()
 	err := s.raw.Write(func(out uintptr) bool {
 		for pos < src.Size {
-			n, err := unix.Sendfile(int(out), in, &pos, int(min(sendChunk, src.Size-pos)))
+			n, err := sendfileFD(raw, int(out), in, &pos, int(min(sendChunk, src.Size-pos)))
 			switch {
 			case err == unix.EAGAIN:
 				s.writeDeadline()
@@ -155,11 +156,12 @@ func (rc *recvConn) splice(tcp *net.TCPConn, f *os.File, name string, pos *int64
 		rc.raw = raw
 	}
 	out := int(f.Fd())
+	raw := oneP() // see rawio_linux.go
 	var rerr, werr error
 	rc.readDeadline()
 	err := rc.raw.Read(func(sock uintptr) bool {
 		for *pos < end {
-			n, err := unix.Splice(int(sock), nil, rc.pipe.w, nil, int(min(chunkSize, end-*pos)), unix.SPLICE_F_MOVE|unix.SPLICE_F_NONBLOCK)
+			n, err := spliceFD(raw, int(sock), nil, rc.pipe.w, nil, int(min(chunkSize, end-*pos)), unix.SPLICE_F_MOVE|unix.SPLICE_F_NONBLOCK)
 			switch {
 			case err == unix.EAGAIN:
 				rc.readDeadline()
@@ -173,7 +175,7 @@ func (rc *recvConn) splice(tcp *net.TCPConn, f *os.File, name string, pos *int64
 				rerr = io.ErrUnexpectedEOF
 				return true
 			}
-			if werr = drainPipe(rc.pipe.r, out, pos, int64(n)); werr != nil { // n is an int on 32-bit systems
+			if werr = drainPipe(raw, rc.pipe.r, out, pos, int64(n)); werr != nil {
 				return true
 			}
 			step()
@@ -191,10 +193,11 @@ func (rc *recvConn) splice(tcp *net.TCPConn, f *os.File, name string, pos *int64
 	return nil
 }
 
-// drainPipe moves n bytes from the pipe into the file at *pos.
-func drainPipe(pipe, out int, pos *int64, n int64) error {
+// drainPipe moves n bytes from the pipe into the file at *pos, with raw
+// system calls if raw is set.
+func drainPipe(raw bool, pipe, out int, pos *int64, n int64) error {
 	for n > 0 {
-		m, err := unix.Splice(pipe, nil, out, pos, int(n), unix.SPLICE_F_MOVE)
+		m, err := spliceFD(raw, pipe, nil, out, pos, int(n), unix.SPLICE_F_MOVE)
 		if errors.Is(err, syscall.EINTR) {
 			continue
 		}
@@ -204,7 +207,7 @@ func drainPipe(pipe, out int, pos *int64, n int64) error {
 		if m == 0 {
 			return io.ErrShortWrite
 		}
-		n -= int64(m) // m is an int on 32-bit systems
+		n -= int64(m)
 	}
 	return nil
 }
