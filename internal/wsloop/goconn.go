@@ -257,10 +257,9 @@ func (c *goConn) readLoop() error {
 		}
 		if held && !c.isPaused() {
 			var err error
-			if in, err = c.decode(in, nil); err != nil {
+			if in, held, err = c.decode(in, nil); err != nil {
 				return err
 			}
-			held = c.isPaused() && len(in) > 0
 			continue
 		}
 		c.pauseMu.Lock()
@@ -271,10 +270,9 @@ func (c *goConn) readLoop() error {
 		n, err := c.nc.Read(buf)
 		if n > 0 {
 			var derr error
-			if in, derr = c.decode(in, buf[:n]); derr != nil {
+			if in, held, derr = c.decode(in, buf[:n]); derr != nil {
 				return derr
 			}
-			held = len(in) > 0 && c.isPaused()
 		}
 		if err != nil {
 			var ne net.Error
@@ -314,31 +312,39 @@ func (c *goConn) isPaused() bool {
 }
 
 // decode handles the frames of in followed by data and returns what it did
-// not use. errEnd means the connection is over for the reader.
-func (c *goConn) decode(in, data []byte) ([]byte, error) {
+// not use, and held: whether it stopped for a pause with bytes left (which
+// may hold whole frames; the reader decodes them again once resumed). It
+// is decode that says so, not a later look at the pause: a resume that
+// came in between would leave frames unread until the peer sent more.
+// errEnd means the connection is over for the reader.
+func (c *goConn) decode(in, data []byte) (rest []byte, held bool, err error) {
 	if len(in) > 0 {
 		in = append(in, data...)
 		data = in
 	}
 	used := 0
-	for !c.isPaused() || c.isClosing() {
+	for {
+		if c.isPaused() && !c.isClosing() {
+			held = true
+			break
+		}
 		ev, n := c.rd.next(data[used:])
 		used += n
 		if ev.kind == needMore {
 			break
 		}
 		if err := c.handle(ev); err != nil {
-			return nil, err
+			return nil, false, err
 		}
 	}
-	rest := data[used:]
+	rest = data[used:]
 	switch {
 	case len(rest) == 0:
-		return nil, nil
+		return nil, false, nil
 	case len(in) > 0:
-		return append(in[:0], rest...), nil
+		return append(in[:0], rest...), held, nil
 	default:
-		return append(make([]byte, 0, len(rest)+512), rest...), nil
+		return append(make([]byte, 0, len(rest)+512), rest...), held, nil
 	}
 }
 
