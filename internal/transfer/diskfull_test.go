@@ -5,6 +5,7 @@ package transfer
 import (
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"syscall"
 	"testing"
@@ -60,13 +61,19 @@ func TestNotEnoughSpace(t *testing.T) {
 // file is removed and nothing is published.
 func TestDiskFull(t *testing.T) {
 	for _, tc := range []struct {
-		name string
-		size int
+		name  string
+		size  int
+		procs int // GOMAXPROCS for the test, 0 for as it is
 	}{
-		{"serial path", 2 << 20},
-		{"spliced path", 6 << 20},
+		{"serial path", 2 << 20, 0},
+		{"spliced path", 6 << 20, 0},
+		{"serial path, one P (raw writes)", 2 << 20, 1},
+		{"spliced path, one P (raw splices)", 6 << 20, 1},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
+			if tc.procs > 0 {
+				defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(tc.procs))
+			}
 			dst := mountTiny(t)
 			src := t.TempDir()
 			path := filepath.Join(src, "big.bin")

@@ -163,10 +163,16 @@ func newRawFile(f *os.File) *rawFile {
 	return r
 }
 
-func (r *rawFile) pread(fd uintptr) bool {
+func (r *rawFile) pread(fd uintptr) bool  { return r.call(fd, unix.SYS_PREAD64) }
+func (r *rawFile) pwrite(fd uintptr) bool { return r.call(fd, unix.SYS_PWRITE64) }
+
+// call moves r.p at r.off with pread(2) or pwrite(2) (trap) until all of
+// it is moved, a call moves nothing (the end of the file, for a read) or
+// one fails.
+func (r *rawFile) call(fd, trap uintptr) bool {
 	for r.n < len(r.p) {
 		rest := r.p[r.n:]
-		n, _, e := unix.RawSyscall6(unix.SYS_PREAD64, fd, uintptr(unsafe.Pointer(unsafe.SliceData(rest))), uintptr(len(rest)), uintptr(r.off+int64(r.n)), 0, 0)
+		n, _, e := unix.RawSyscall6(trap, fd, uintptr(unsafe.Pointer(unsafe.SliceData(rest))), uintptr(len(rest)), uintptr(r.off+int64(r.n)), 0, 0)
 		switch {
 		case e == unix.EINTR:
 			continue
@@ -174,22 +180,6 @@ func (r *rawFile) pread(fd uintptr) bool {
 			r.errno = e
 			return true
 		case n == 0:
-			return true // end of file
-		}
-		r.n += int(n)
-	}
-	return true
-}
-
-func (r *rawFile) pwrite(fd uintptr) bool {
-	for r.n < len(r.p) {
-		rest := r.p[r.n:]
-		n, _, e := unix.RawSyscall6(unix.SYS_PWRITE64, fd, uintptr(unsafe.Pointer(unsafe.SliceData(rest))), uintptr(len(rest)), uintptr(r.off+int64(r.n)), 0, 0)
-		switch {
-		case e == unix.EINTR:
-			continue
-		case e != 0:
-			r.errno = e
 			return true
 		}
 		r.n += int(n)
@@ -231,6 +221,8 @@ func (r *rawFile) do(write bool, p []byte, off int64) (int, error) {
 		return r.n, &os.PathError{Op: op, Path: r.f.Name(), Err: r.errno}
 	case r.n < len(p) && !write:
 		return r.n, io.EOF
+	case r.n < len(p):
+		return r.n, &os.PathError{Op: op, Path: r.f.Name(), Err: io.ErrShortWrite}
 	}
 	return r.n, nil
 }
